@@ -1,0 +1,253 @@
+"""Roll a policy (plus sticky random exploration) out in many envs at once into a dataset folder.
+
+Each finished episode is written atomically, then the manifest is rewritten atomically, so a
+kill loses at most the episodes in flight. Rerunning the same command collects only what is
+missing. The dataset format is documented in docs/DATA_FORMAT.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from agents.doom_env import FRAME_SKIP, RESOLUTION, make_env
+from agents.policies import Policy, StickyExploration
+from agents.scenarios import get_scenario
+from worldmodel.data import (
+    MANIFEST,
+    CorruptEpisodeError,
+    DatasetError,
+    Episode,
+    EpisodeEntry,
+    Manifest,
+    episode_filename,
+    load_manifest,
+    write_episode,
+    write_manifest,
+)
+from worldmodel.data.episode import EPISODE_GLOB, episode_index, read_episode_attrs
+
+
+@dataclass
+class CollectConfig:
+    env: str = field(default="health_gathering", metadata={"help": "scenario to collect"})
+    episodes: int = field(default=200, metadata={"help": "episodes the dataset should hold"})
+    policy: str = field(default="ppo", metadata={"help": "ppo, random, or a path to an agent .pt"})
+    epsilon: float = field(
+        default=0.3, metadata={"help": "fraction of steps taken by held random actions"}
+    )
+    sticky_mean: float = field(
+        default=4.0, metadata={"help": "mean number of steps a random action is held"}
+    )
+    n_envs: int = field(default=16, metadata={"help": "games stepped together (batched policy)"})
+    seed: int = field(default=0, metadata={"help": "episode i is reset with seed + i"})
+
+
+def _existing_entries(out: Path, wanted: int) -> tuple[list[EpisodeEntry], list[int]]:
+    """Valid episodes already in ``out`` (all kept), and the indices below ``wanted`` missing."""
+    for tmp in out.glob("*.tmp"):  # episodes that were in flight when a run was killed
+        tmp.unlink()
+    entries: dict[int, EpisodeEntry] = {}
+    for path in sorted(out.glob(EPISODE_GLOB)):
+        index = episode_index(path)
+        try:
+            a = read_episode_attrs(path)
+        except CorruptEpisodeError as e:
+            print(f"warning: {e}; collecting it again")
+            continue
+        entries[index] = EpisodeEntry(
+            index=index,
+            file=path.name,
+            seed=int(a["seed"]),
+            length=int(a["length"]),
+            ret=float(a["return"]),
+            terminated=bool(a["ended_terminated"]),
+            truncated=bool(a["ended_truncated"]),
+        )
+    missing = [i for i in range(wanted) if i not in entries]
+    return [entries[i] for i in sorted(entries)], missing
+
+
+def check_compatible(out: Path, config: CollectConfig) -> None:
+    """Raise DatasetError if ``out`` cannot take episodes of ``config``; writes nothing."""
+    get_scenario(config.env)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"--out {out} is a file, not a folder")
+    if (out / MANIFEST).exists():
+        old = load_manifest(out)
+        if old.env != config.env:
+            raise DatasetError(
+                f"{out} holds {old.env!r} data; choose another --out for {config.env!r}"
+            )
+        ours = (config.policy, config.epsilon, config.sticky_mean, config.seed)
+        if (old.policy, old.epsilon, old.sticky_mean, old.seed) != ours:
+            raise DatasetError(
+                f"{out} was collected with --policy {old.policy} --epsilon {old.epsilon} "
+                f"--sticky-mean {old.sticky_mean} --seed {old.seed}; rerun with those to add "
+                "episodes, or choose another --out"
+            )
+    elif out.exists() and any(out.glob(EPISODE_GLOB)):
+        raise DatasetError(f"{out} holds episode files but no {MANIFEST}; choose another --out")
+
+
+def open_dataset(out: Path, config: CollectConfig) -> tuple[Manifest, list[int]]:
+    """The manifest to extend and the episode indices to collect, or a DatasetError."""
+    check_compatible(out, config)
+    scenario = get_scenario(config.env)
+    fresh = Manifest(
+        env=config.env,
+        action_names=list(scenario.action_names),
+        buttons=list(scenario.buttons),
+        policy=config.policy,
+        epsilon=config.epsilon,
+        sticky_mean=config.sticky_mean,
+        seed=config.seed,
+        resolution=[RESOLUTION, RESOLUTION],
+        frame_skip=FRAME_SKIP,
+        action_counts=[0] * len(scenario.actions),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    entries, missing = _existing_entries(out, config.episodes)
+    fresh.episodes = entries
+    for e in entries:
+        counts = read_episode_attrs(out / e.file)["action_counts"]
+        fresh.action_counts = [a + int(b) for a, b in zip(fresh.action_counts, counts, strict=True)]
+    write_manifest(out, fresh)
+    return fresh, missing
+
+
+class _Slot:
+    """One env's episode in progress."""
+
+    def __init__(self, index: int, seed: int, first: np.ndarray) -> None:
+        self.index, self.seed = index, seed
+        self.frames = [first]
+        self.actions: list[int] = []
+        self.rewards: list[float] = []
+        self.explored = 0
+
+
+@dataclass
+class CollectResult:
+    manifest: Manifest
+    new_frames: int  # frames written by this run (resumed runs skip what was on disk)
+    seconds: float
+
+
+def collect(
+    out: Path,
+    config: CollectConfig,
+    policy: Policy,
+    progress: bool = True,
+    on_episode: Callable[[int], None] | None = None,
+) -> CollectResult:
+    """Collect the episodes ``out`` is missing.
+
+    ``on_episode(index)`` is called after each episode is safely on disk (tests use it to
+    simulate a kill).
+    """
+    t0 = time.perf_counter()
+    manifest, todo = open_dataset(out, config)
+    before = sum(e.length + 1 for e in manifest.episodes)
+    if not todo:
+        return CollectResult(manifest, 0, time.perf_counter() - t0)
+    explorer = StickyExploration(policy, config.epsilon, config.sticky_mean, seed=config.seed)
+    n_actions = len(manifest.action_names)
+    queue = list(reversed(todo))
+    envs = [make_env(config.env) for _ in range(min(config.n_envs, len(todo)))]
+    slots: list[_Slot | None] = [None] * len(envs)
+    obs = np.zeros((len(envs), RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
+
+    def start(i: int) -> None:
+        if not queue:
+            slots[i] = None
+            return
+        index = queue.pop()
+        seed = config.seed + index
+        obs[i], _ = envs[i].reset(seed=seed)
+        slots[i] = _Slot(index, seed, obs[i].copy())
+        explorer.reset_env(i)
+
+    bar = tqdm(total=len(todo), desc=f"collect {config.env}", unit="ep", disable=not progress)
+    try:
+        for i in range(len(envs)):
+            start(i)
+        while any(s is not None for s in slots):
+            actions = explorer.act(obs)
+            for i, env in enumerate(envs):
+                slot = slots[i]
+                if slot is None:
+                    continue
+                a = int(actions[i])
+                obs[i], reward, term, trunc, _ = env.step(a)
+                slot.frames.append(obs[i].copy())
+                slot.actions.append(a)
+                slot.rewards.append(reward)
+                slot.explored += int(explorer.last_explored[i])
+                if term or trunc:
+                    _finish(out, manifest, slot, term, trunc, config, n_actions)
+                    bar.update(1)
+                    bar.set_postfix(ret=f"{sum(slot.rewards):.0f}")
+                    if on_episode is not None:
+                        on_episode(slot.index)
+                    start(i)
+    finally:
+        bar.close()
+        for env in envs:
+            env.close()
+    new_frames = sum(e.length + 1 for e in manifest.episodes) - before
+    return CollectResult(manifest, new_frames, time.perf_counter() - t0)
+
+
+def _finish(
+    out: Path,
+    manifest: Manifest,
+    slot: _Slot,
+    terminated: bool,
+    truncated: bool,
+    config: CollectConfig,
+    n_actions: int,
+) -> None:
+    t = len(slot.actions)
+    actions = np.array(slot.actions, dtype=np.int64)
+    counts = np.bincount(actions, minlength=n_actions)
+    ends = np.zeros(t, dtype=bool)
+    term, trunc = ends.copy(), ends.copy()
+    term[-1], trunc[-1] = terminated, truncated
+    ret = float(np.sum(slot.rewards))
+    name = episode_filename(slot.index)
+    write_episode(
+        out / name,
+        Episode(
+            frames=np.stack(slot.frames),
+            actions=actions,
+            rewards=np.array(slot.rewards, dtype=np.float32),
+            terminated=term,
+            truncated=trunc,
+            attrs={
+                "env": config.env,
+                "index": slot.index,
+                "seed": slot.seed,
+                "policy": config.policy,
+                "epsilon": config.epsilon,
+                "return": ret,
+                "ended_terminated": terminated,
+                "ended_truncated": truncated,
+                "action_counts": counts,
+                "explored_steps": slot.explored,
+            },
+        ),
+    )
+    manifest.episodes.append(
+        EpisodeEntry(slot.index, name, slot.seed, t, ret, terminated, truncated)
+    )
+    manifest.episodes.sort(key=lambda e: e.index)
+    manifest.action_counts = [
+        a + int(b) for a, b in zip(manifest.action_counts, counts, strict=True)
+    ]
+    write_manifest(out, manifest)

@@ -1,0 +1,181 @@
+"""Train a stable-baselines3 PPO agent per scenario and store it without pickle.
+
+SB3's own ``.zip`` embeds cloudpickled objects, so loading one can execute code. We save the
+policy's ``state_dict`` plus plain metadata with ``torch.save`` and load it with
+``torch.load(weights_only=True)``, rebuilding the policy from the env's spaces.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.policies import ActorCriticCnnPolicy
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from agents.doom_env import make_env
+from agents.policies import AgentPolicy, Policy
+from agents.scenarios import get_scenario
+
+AGENT_FORMAT_VERSION = 1
+DEFAULT_AGENTS_DIR = Path("runs/agents")
+
+
+class AgentError(ValueError):
+    """A missing, damaged, or mismatched agent file."""
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyperparameters (SB3 names); defaults tuned for 64×64 ViZDoom on a CPU."""
+
+    steps: int = 100_000  # total env steps of training
+    n_envs: int = 8  # parallel envs (ViZDoom games run as their own processes)
+    n_steps: int = 128  # rollout length per env between updates
+    batch_size: int = 256
+    n_epochs: int = 4
+    learning_rate: float = 2.5e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.1
+    ent_coef: float = 0.01
+    seed: int = 0
+
+
+def default_agent_path(env_name: str, agents_dir: Path | str = DEFAULT_AGENTS_DIR) -> Path:
+    return Path(agents_dir) / env_name / "ppo.pt"
+
+
+def _policy_spaces(env_name: str) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
+    scenario = get_scenario(env_name)
+    obs = gym.spaces.Box(0, 255, (3, 64, 64), dtype=np.uint8)  # channel-first, as SB3 sees it
+    return obs, gym.spaces.Discrete(len(scenario.actions))
+
+
+def save_agent(
+    path: Path, env_name: str, policy: ActorCriticCnnPolicy, meta: dict[str, Any]
+) -> None:
+    """Atomically write the policy weights and plain metadata (no pickled objects)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "format_version": AGENT_FORMAT_VERSION,
+        "env": env_name,
+        "action_names": list(get_scenario(env_name).action_names),
+        "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
+        "meta": meta,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def load_agent(
+    path: Path | str, env_name: str, deterministic: bool = False, seed: int | None = None
+) -> AgentPolicy:
+    """Load an agent saved by :func:`save_agent`, refusing one trained on another env."""
+    path = Path(path)
+    if not path.is_file():
+        raise AgentError(
+            f"no agent at {path}; train one with: python collect.py --env {env_name} --policy ppo"
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        version, trained_on = blob["format_version"], blob["env"]
+    except Exception as e:  # torch raises many types for a damaged file
+        raise AgentError(f"{path} is not a readable agent file ({type(e).__name__}: {e})") from None
+    if version != AGENT_FORMAT_VERSION:
+        raise AgentError(f"{path} has agent format {version}, expected {AGENT_FORMAT_VERSION}")
+    if trained_on != env_name:
+        raise AgentError(f"{path} is an agent for {trained_on!r}, not {env_name!r}")
+    obs_space, act_space = _policy_spaces(env_name)
+    policy = ActorCriticCnnPolicy(obs_space, act_space, lr_schedule=lambda _: 0.0)
+    try:
+        policy.load_state_dict(blob["state_dict"])
+    except RuntimeError as e:
+        raise AgentError(f"{path} does not fit the policy network ({e})") from None
+    return AgentPolicy(policy, deterministic=deterministic, seed=seed, meta=blob.get("meta", {}))
+
+
+def evaluate_returns(
+    policy: Policy, env_name: str, episodes: int, seed: int = 10_000, n_envs: int = 8
+) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` episodes, run ``n_envs`` at a time."""
+    envs = [make_env(env_name) for _ in range(min(n_envs, episodes))]
+    returns: list[float] = []
+    started = 0
+    obs = np.zeros((len(envs), 64, 64, 3), dtype=np.uint8)
+    running = np.zeros(len(envs))
+    active = np.zeros(len(envs), dtype=bool)
+    for i, env in enumerate(envs):
+        obs[i], _ = env.reset(seed=seed + started)
+        started += 1
+        active[i] = True
+    try:
+        while active.any():
+            actions = policy.act(obs)
+            for i, env in enumerate(envs):
+                if not active[i]:
+                    continue
+                obs[i], r, term, trunc, _ = env.step(int(actions[i]))
+                running[i] += r
+                if term or trunc:
+                    returns.append(running[i])
+                    running[i] = 0.0
+                    if started < episodes:
+                        obs[i], _ = env.reset(seed=seed + started)
+                        started += 1
+                    else:
+                        active[i] = False
+    finally:
+        for env in envs:
+            env.close()
+    return np.array(returns)
+
+
+def train_ppo(
+    env_name: str,
+    out: Path,
+    config: PPOConfig,
+    tensorboard_dir: Path | None = None,
+    progress_bar: bool = True,
+    make_vec_env=None,
+) -> PPO:
+    """Train PPO on ``env_name`` (or on envs from ``make_vec_env``) and save it to ``out``.
+
+    Rewards are normalised for training only (``VecNormalize``); the saved policy acts on raw
+    frames. ``make_vec_env``, if given, returns the vectorised env to train in (the dream).
+    """
+    torch.manual_seed(config.seed)
+    if make_vec_env is None:
+        venv = DummyVecEnv(
+            [lambda i=i: make_env(env_name, seed=config.seed + i) for i in range(config.n_envs)]
+        )
+    else:
+        venv = make_vec_env()
+    venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=config.gamma)
+    model = PPO(
+        "CnnPolicy",
+        venv,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        learning_rate=config.learning_rate,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_range=config.clip_range,
+        ent_coef=config.ent_coef,
+        seed=config.seed,
+        tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
+        device="auto",
+        verbose=0,
+    )
+    model.learn(total_timesteps=config.steps, progress_bar=progress_bar, tb_log_name="ppo")
+    venv.close()
+    save_agent(out, env_name, model.policy, {"train_steps": config.steps, **vars(config)})
+    return model

@@ -1,0 +1,108 @@
+"""Collect a ViZDoom dataset: python collect.py --env health_gathering --episodes 200 --out data/hg
+
+With ``--policy ppo`` and no trained agent yet, a PPO agent is trained first (``--agent-steps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from agents import UnknownEnvError, get_scenario
+from agents.collect import CollectConfig, check_compatible, collect
+from agents.policies import Policy, RandomPolicy
+from agents.ppo import (
+    DEFAULT_AGENTS_DIR,
+    AgentError,
+    PPOConfig,
+    default_agent_path,
+    evaluate_returns,
+    load_agent,
+    train_ppo,
+)
+from worldmodel.cli import add_dataclass_flags, dataclass_from_args, fail
+from worldmodel.data import DatasetError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_dataclass_flags(p, CollectConfig)
+    p.add_argument("--out", type=Path, help="dataset folder (default: data/ENV)")
+    p.add_argument(
+        "--agent-steps",
+        type=int,
+        default=PPOConfig.steps,
+        help="PPO training budget in env steps, if an agent must be trained first",
+    )
+    p.add_argument(
+        "--agents-dir",
+        type=Path,
+        default=DEFAULT_AGENTS_DIR,
+        help="where trained agents live: AGENTS_DIR/ENV/ppo.pt",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def resolve_policy(config: CollectConfig, args: argparse.Namespace) -> Policy:
+    n_actions = len(get_scenario(config.env).actions)
+    if config.policy == "random":
+        return RandomPolicy(n_actions, seed=config.seed)
+    if config.policy == "ppo":
+        path = default_agent_path(config.env, args.agents_dir)
+        if not path.exists():
+            print(
+                f"no PPO agent for {config.env} at {path}: training one "
+                f"({args.agent_steps} steps, TensorBoard logs in {path.parent / 'tb'})"
+            )
+            train_ppo(
+                config.env,
+                path,
+                PPOConfig(steps=args.agent_steps, seed=config.seed),
+                tensorboard_dir=path.parent / "tb",
+                progress_bar=not args.quiet,
+            )
+            agent = load_agent(path, config.env)
+            agent_r = evaluate_returns(agent, config.env, 20)
+            random_r = evaluate_returns(RandomPolicy(n_actions, seed=1), config.env, 20)
+            print(
+                f"agent return {agent_r.mean():.0f} ± {agent_r.std():.0f} vs random "
+                f"{random_r.mean():.0f} ± {random_r.std():.0f} (20 episodes each)"
+            )
+    else:
+        path = Path(config.policy)
+    return load_agent(path, config.env, seed=config.seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = dataclass_from_args(CollectConfig, args)
+    out = args.out or Path("data") / config.env
+    try:
+        get_scenario(config.env)
+        if config.episodes <= 0 or config.n_envs <= 0 or args.agent_steps <= 0:
+            raise ValueError("--episodes, --n-envs and --agent-steps must be positive")
+        if not 0.0 <= config.epsilon <= 1.0 or config.sticky_mean < 1.0:
+            raise ValueError("--epsilon must be in [0, 1] and --sticky-mean >= 1")
+        check_compatible(out, config)
+        policy = resolve_policy(config, args)
+    except (UnknownEnvError, DatasetError, AgentError, ValueError) as e:
+        fail(str(e))
+    result = collect(out, config, policy, progress=not args.quiet)
+    manifest = result.manifest
+    total = sum(e.length + 1 for e in manifest.episodes)
+    size = sum((out / e.file).stat().st_size for e in manifest.episodes)
+    mean_return = sum(e.ret for e in manifest.episodes) / len(manifest.episodes)
+    print(
+        f"{out}: {len(manifest.episodes)} episodes, {total} frames, "
+        f"{size / total:.0f} bytes/frame, mean return {mean_return:.1f}"
+    )
+    if result.new_frames:
+        print(
+            f"collected {result.new_frames} frames in {result.seconds:.1f} s "
+            f"({result.new_frames / result.seconds:.0f} frames/s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

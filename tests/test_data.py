@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from worldmodel.data import (
+    DatasetError,
+    EpisodeStore,
+    WindowDataset,
+    load_manifest,
+    read_episode,
+    split_of,
+)
+
+
+def test_split_is_deterministic_8_1_1() -> None:
+    splits = [split_of(i) for i in range(1000)]
+    assert splits == [split_of(i) for i in range(1000)]
+    assert (splits.count("train"), splits.count("val"), splits.count("test")) == (800, 100, 100)
+
+
+def test_manifest_records_collection(hg_dataset: Path) -> None:
+    raw = json.loads((hg_dataset / "manifest.json").read_text())
+    m = load_manifest(hg_dataset, env="health_gathering")
+    assert raw["counts"]["episodes"] == 10 == len(m.episodes)
+    assert raw["counts"]["frames"] == sum(e.length + 1 for e in m.episodes)
+    assert raw["frame_skip"] == 4 and raw["resolution"] == [64, 64]
+    assert raw["action_names"][0] == "noop" and raw["policy"] == "random"
+    assert abs(sum(raw["action_frequencies"].values()) - 1.0) < 1e-3
+    assert raw["split"] == {"train": list(range(8)), "val": [8], "test": [9]}
+    with pytest.raises(DatasetError, match="take_cover"):
+        load_manifest(hg_dataset, env="take_cover")
+
+
+def test_episode_files_hold_t_plus_one_frames(hg_dataset: Path) -> None:
+    ep = read_episode(hg_dataset / "ep_000003.h5")
+    t = ep.length
+    assert ep.frames.shape == (t + 1, 64, 64, 3) and ep.frames.dtype == np.uint8
+    assert ep.actions.shape == ep.rewards.shape == ep.terminated.shape == (t,)
+    assert ep.terminated[-1] != ep.truncated[-1] and not ep.terminated[:-1].any()
+    assert ep.attrs["seed"] == 3 and ep.attrs["env"] == "health_gathering"
+
+
+def test_windows_align_each_frame_with_the_step_that_led_to_it(hg_dataset: Path) -> None:
+    store = EpisodeStore(hg_dataset, "train")
+    ds = WindowDataset(store, window=8)
+    assert len(ds) == sum(e.length + 2 - 8 for e in store.entries)
+    ep = read_episode(hg_dataset / store.entries[1].file)
+    first = ds[int(ds._ends[0])]  # first window of the second episode
+    assert first["start"] == 0 and first["actions"][0] == -1 and first["rewards"][0] == 0
+    np.testing.assert_array_equal(first["frames"], ep.frames[:8])
+    np.testing.assert_array_equal(first["actions"][1:], ep.actions[:7])
+    i = int(ds._ends[0]) + 5
+    item = ds[i]
+    np.testing.assert_array_equal(item["frames"], ep.frames[5:13])
+    np.testing.assert_array_equal(item["actions"], ep.actions[4:12])
+    np.testing.assert_array_equal(item["rewards"], ep.rewards[4:12])
+    last = ds[int(ds._ends[1]) - 1]  # the window ending on the final frame carries the ending
+    assert last["terminated"][-1] or last["truncated"][-1]
+
+
+def test_loader_keeps_few_files_open(hg_dataset: Path) -> None:
+    store = EpisodeStore(hg_dataset, "train", max_open=2)
+    ds = WindowDataset(store, window=4)
+    for i in np.random.default_rng(0).integers(0, len(ds), 50):
+        ds[int(i)]
+    assert len(store._open) <= 2
+
+
+def _damaged_copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_truncated_episode_file_is_skipped_by_name_or_refused(hg_dataset: Path, tmp_path: Path) -> None:
+    data = _damaged_copy(hg_dataset, tmp_path / "damaged")
+    victim = data / "ep_000002.h5"
+    victim.write_bytes(victim.read_bytes()[:5000])
+    with pytest.warns(UserWarning, match="ep_000002.h5"):
+        store = EpisodeStore(data, "train")
+    assert len(store) == 7
+    with pytest.raises(DatasetError, match="ep_000002.h5"):
+        EpisodeStore(data, "train", on_corrupt="raise")
+
+
+def test_corrupt_frames_inside_a_valid_file_do_not_stop_reading(
+    hg_dataset: Path, tmp_path: Path
+) -> None:
+    data = _damaged_copy(hg_dataset, tmp_path / "bitrot")
+    victim = data / "ep_000000.h5"
+    with h5py.File(victim, "r") as f:
+        offset = f["frames"].id.get_chunk_info(0).byte_offset
+    raw = bytearray(victim.read_bytes())
+    for k in range(offset, offset + 2000):  # flip bytes in the first compressed frame chunk
+        raw[k] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    store = EpisodeStore(data, "train")  # the header is intact, so it opens
+    ds = WindowDataset(store, window=4)
+    with pytest.warns(UserWarning, match="ep_000000.h5"):
+        item = ds[0]
+    assert item["episode"] != 0 and item["frames"].shape == (4, 64, 64, 3)
+
+
+def test_missing_dataset_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="collect.py"):
+        EpisodeStore(tmp_path / "nothing")
