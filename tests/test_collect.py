@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,10 @@ from worldmodel.data import EpisodeStore, WindowDataset, load_manifest, read_epi
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "collect.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -47,8 +49,19 @@ def _digests(folder: Path) -> dict[str, str]:
 
 def test_killed_collection_resumes_without_corrupt_files(tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    args = ["--env", "basic", "--episodes", "6", "--policy", "random", "--n-envs", "1",
-            "--out", str(out), "--quiet"]
+    args = [
+        "--env",
+        "basic",
+        "--episodes",
+        "6",
+        "--policy",
+        "random",
+        "--n-envs",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     proc = subprocess.Popen([sys.executable, str(ROOT / "collect.py"), *args], cwd=tmp_path)
     deadline = time.time() + 120
     while not (out / "ep_000001.h5").exists() and time.time() < deadline:
@@ -103,8 +116,9 @@ def test_sticky_exploration_explores_the_requested_fraction() -> None:
 
     explorer = StickyExploration(Always3(), epsilon=0.3, sticky_mean=4.0, seed=0)
     obs = np.zeros((64, 1, 1, 3), dtype=np.uint8)
-    explored = np.mean([explorer.act(obs) is not None and explorer.last_explored.mean()
-                        for _ in range(2000)])
+    explored = np.mean(
+        [explorer.act(obs) is not None and explorer.last_explored.mean() for _ in range(2000)]
+    )
     assert explored == pytest.approx(0.3, abs=0.03)
     runs, run = [], 0
     for _ in range(4000):

@@ -77,14 +77,16 @@ def _damaged_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_truncated_episode_file_is_skipped_by_name_or_refused(hg_dataset: Path, tmp_path: Path) -> None:
+def test_truncated_episode_file_is_skipped_by_name_or_refused(
+    hg_dataset: Path, tmp_path: Path
+) -> None:
     data = _damaged_copy(hg_dataset, tmp_path / "damaged")
     victim = data / "ep_000002.h5"
     victim.write_bytes(victim.read_bytes()[:5000])
     with pytest.warns(UserWarning, match="ep_000002.h5"):
         store = EpisodeStore(data, "train")
     assert len(store) == 7
-    with pytest.raises(DatasetError, match="ep_000002.h5"):
+    with pytest.raises(DatasetError, match=r"ep_000002\.h5"):
         EpisodeStore(data, "train", on_corrupt="raise")
 
 
@@ -107,5 +109,5 @@ def test_corrupt_frames_inside_a_valid_file_do_not_stop_reading(
 
 
 def test_missing_dataset_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="collect.py"):
+    with pytest.raises(DatasetError, match=r"collect\.py"):
         EpisodeStore(tmp_path / "nothing")

@@ -30,7 +30,12 @@ def test_every_env_passes_both_env_checkers(name: str) -> None:
 def test_health_gathering_actions_are_human_readable() -> None:
     env = make_env("health_gathering")
     assert env.action_names == (
-        "noop", "forward", "turn_left", "turn_right", "forward_left", "forward_right"
+        "noop",
+        "forward",
+        "turn_left",
+        "turn_right",
+        "forward_left",
+        "forward_right",
     )
     env.close()
 

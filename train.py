@@ -1,0 +1,111 @@
+"""Train the world model: python train.py --env health_gathering --stage all --preset cpu
+
+Stages: ``vqvae`` (the tokenizer), ``prior`` (the action-conditioned GPT over its codes; needs
+a trained tokenizer in --out), ``all`` (both in turn). Checkpoints, TensorBoard logs and
+sample GIFs go to --out (default runs/ENV-PRESET). Multi-GPU: torchrun --nproc_per_node N
+train.py ... (the same flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
+from worldmodel.checkpoint import CheckpointError
+from worldmodel.cli import UserError, add_dataclass_flags, dataclass_from_args, fail
+from worldmodel.config import PRESETS, VQVAE_PRESETS
+from worldmodel.data import DatasetError
+from worldmodel.training.loop import Runtime, TrainConfig, setup_runtime, train
+from worldmodel.training.overrides import apply_overrides
+from worldmodel.training.presets import TRAIN_PRESETS
+
+STAGES = ("vqvae", "prior", "all")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--env", default=DEFAULT_ENV, help="scenario (default: %(default)s)")
+    p.add_argument("--stage", choices=STAGES, default="all", help="what to train")
+    p.add_argument("--preset", choices=PRESETS, default="cpu", help="model and training sizes")
+    p.add_argument("--data", type=Path, help="dataset folder (default: data/ENV)")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/ENV-PRESET)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SEC.FIELD=V",
+        help="override a model config field, e.g. --set vqvae.attention=false",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_dataclass_flags(p, TrainConfig)
+    return p.parse_args(argv)
+
+
+def train_config(args: argparse.Namespace, stage: str) -> TrainConfig:
+    config = dataclass_from_args(TrainConfig, args, TRAIN_PRESETS[stage][args.preset])
+    if config.steps <= 0 or config.batch_size <= 0:
+        raise UserError("--steps and --batch-size must be positive")
+    return config
+
+
+def run_vqvae(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
+    from worldmodel.training.vqvae_stage import VQVAEStage
+
+    config = apply_overrides(VQVAE_PRESETS[args.preset], "vqvae", args.overrides)
+    tconfig = train_config(args, "vqvae")
+    stage = VQVAEStage(
+        args.env,
+        data,
+        config,
+        args.preset,
+        out,
+        runtime.device,
+        args.resume,
+        workers=tconfig.num_workers,
+    )
+    return train(
+        stage,
+        tconfig,
+        out / "vqvae.pt",
+        runtime,
+        resume=args.resume,
+        log_dir=out / "tb" / "vqvae",
+        progress=not args.quiet,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    out = args.out or Path("runs") / f"{args.env}-{args.preset}"
+    data = args.data or Path("data") / args.env
+    try:
+        get_scenario(args.env)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        runtime = setup_runtime(args.device)
+        results = {}
+        if args.stage in ("vqvae", "all"):
+            results["vqvae"] = run_vqvae(args, runtime, out, data)
+    except (UserError, DatasetError, CheckpointError, UnknownEnvError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; the checkpoint in {out} is saved: rerun with --resume", file=sys.stderr
+        )
+        raise SystemExit(130) from None
+    if runtime.main:
+        for stage, metrics in results.items():
+            print(f"{stage}: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training of the tokenizer and the prior (``python train.py``)."""

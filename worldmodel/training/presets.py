@@ -1,0 +1,41 @@
+"""Training settings per stage and preset (the model sizes are in ``worldmodel.config``)."""
+
+from __future__ import annotations
+
+from worldmodel.training.loop import TrainConfig
+
+TRAIN_PRESETS: dict[str, dict[str, TrainConfig]] = {
+    "vqvae": {
+        "tiny": TrainConfig(
+            steps=30, batch_size=4, lr=1e-3, warmup=5, eval_every=30, save_every=10
+        ),
+        "cpu": TrainConfig(steps=3000, batch_size=8, lr=6e-4, warmup=100, eval_every=250),
+        "paper": TrainConfig(
+            steps=100_000,
+            batch_size=32,
+            lr=3e-4,
+            warmup=1000,
+            eval_every=2500,
+            save_every=1000,
+            num_workers=4,
+        ),
+    },
+    "prior": {
+        "tiny": TrainConfig(
+            steps=30, batch_size=4, lr=1e-3, warmup=5, eval_every=30, save_every=10
+        ),
+        "cpu": TrainConfig(
+            steps=4000, batch_size=16, lr=6e-4, warmup=100, eval_every=500, weight_decay=0.01
+        ),
+        "paper": TrainConfig(
+            steps=200_000,
+            batch_size=32,
+            lr=3e-4,
+            warmup=2000,
+            eval_every=5000,
+            save_every=1000,
+            weight_decay=0.01,
+            num_workers=4,
+        ),
+    },
+}

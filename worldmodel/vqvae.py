@@ -1,0 +1,305 @@
+"""The VideoGen tokenizer: a VQ-VAE over video clips (paper §3, Fig. 3).
+
+Encoder: strided 3D convolutions down over time and space, then attention residual blocks.
+Decoder: the mirror, ending in 3D transposed convolutions back to full resolution. Between
+them an EMA codebook turns each latent position into one of K integer codes.
+
+Frames inside the model are float (B, 3, T, H, W) in [-0.5, 0.5] (see ``worldmodel.frames``).
+A clip of T frames becomes codes (B, T / time_down, H / space_down, W / space_down).
+
+With ``causal=True`` every temporal operation looks only backwards: convolutions pad the past
+side only, and time attention is masked to a window of past steps. Latent step j then depends
+only on frames before (j + 1) * time_down, and the frames of step j only on codes up to j, so
+play can decode the newest step alone (:meth:`VQVAE.decode_last`) and shown frames never change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldmodel.attention import AxialAttention, AxialPositions, RelativeTimeBias
+from worldmodel.config import VQVAEConfig
+from worldmodel.quantizer import EMAQuantizer, nearest_codes
+
+
+@dataclass
+class VQVAEOutput:
+    recon: torch.Tensor  # (B, 3, T, H, W) float, ~[-0.5, 0.5]
+    codes: torch.Tensor  # (B, T', H', W') int64
+    losses: dict[str, torch.Tensor]  # "recon" (normalised MSE), "commit"
+    perplexity: torch.Tensor
+    dead_codes: int
+
+
+def _time_padding(kernel: int, stride: int, causal: bool) -> tuple[int, int]:
+    """(past, future) padding so that T inputs give T / stride outputs."""
+    total = kernel - stride
+    return (total, 0) if causal else (total // 2, total - total // 2)
+
+
+class Conv3d(nn.Module):
+    """3D convolution with explicit padding: spatial SAME, time causal or SAME."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: tuple[int, int, int],
+        stride: tuple[int, int, int],
+        causal: bool,
+    ) -> None:
+        super().__init__()
+        kt, kh, kw = kernel
+        st, sh, sw = stride
+        past, future = _time_padding(kt, st, causal)
+        hp, wp = kh - sh, kw - sw
+        self.pad = (wp // 2, wp - wp // 2, hp // 2, hp - hp // 2, past, future)
+        self.conv = nn.Conv3d(c_in, c_out, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, self.pad))
+
+
+class ConvTranspose3d(nn.Module):
+    """3D transposed convolution that multiplies T, H, W by its stride exactly.
+
+    In time, output frame o receives input steps i with o - kernel < i * stride <= o; keeping
+    the first T * stride outputs (causal) means no frame depends on a later step.
+    """
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: tuple[int, int, int],
+        stride: tuple[int, int, int],
+        causal: bool,
+    ) -> None:
+        super().__init__()
+        kt, kh, kw = kernel
+        st, sh, sw = stride
+        self.stride_t, self.causal = st, causal
+        self.crop_t = _time_padding(kt, st, causal)[0] if not causal else 0
+        self.conv = nn.ConvTranspose3d(
+            c_in, c_out, kernel, stride, padding=(0, (kh - sh) // 2, (kw - sw) // 2)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[2] * self.stride_t
+        return self.conv(x)[:, :, self.crop_t : self.crop_t + t]
+
+
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over channels at each (t, h, w): it never mixes time, so it stays causal."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class AttentionResidualBlock(nn.Module):
+    """Paper Fig. 3: a convolutional residual branch, then LayerNorm + axial attention along
+    T, H and W in turn, each with its own residual connection."""
+
+    def __init__(self, c: int, n_heads: int, time_kernel: int, causal: bool, attention: bool):
+        super().__init__()
+        self.conv = nn.Sequential(
+            ChannelNorm(c),
+            nn.ReLU(),
+            Conv3d(c, c // 2, (time_kernel, 3, 3), (1, 1, 1), causal),
+            ChannelNorm(c // 2),
+            nn.ReLU(),
+            Conv3d(c // 2, c, (1, 1, 1), (1, 1, 1), causal),
+        )
+        self.attention = attention
+        if attention:
+            self.norms = nn.ModuleList(ChannelNorm(c) for _ in range(3))
+            self.attns = nn.ModuleList(AxialAttention(c, n_heads, axis) for axis in (2, 3, 4))
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | None, time_mask: torch.Tensor | None):
+        x = x + self.conv(x)
+        if self.attention:
+            for norm, attn in zip(self.norms, self.attns, strict=True):
+                mask = time_mask if attn.axis == 2 else None
+                x = x + attn(norm(x) + pos, mask)
+        return x
+
+
+def _strides(config: VQVAEConfig) -> list[tuple[int, int]]:
+    """(time stride, space stride) of each resampling layer, outermost first."""
+    n_t, n_s = int(math.log2(config.time_down)), int(math.log2(config.space_down))
+    return [(2 if i < n_t else 1, 2 if i < n_s else 1) for i in range(max(n_t, n_s))]
+
+
+def _kernel(config: VQVAEConfig, st: int, ss: int) -> tuple[int, int, int]:
+    return (4 if st == 2 else config.time_kernel, 4 if ss == 2 else 3, 4 if ss == 2 else 3)
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: VQVAEConfig) -> None:
+        super().__init__()
+        c, causal = config.hidden, config.causal
+        layers: list[nn.Module] = []
+        c_in = 3
+        for st, ss in _strides(config):
+            layers += [Conv3d(c_in, c, _kernel(config, st, ss), (st, ss, ss), causal), nn.ReLU()]
+            c_in = c
+        layers.append(Conv3d(c, c, (config.time_kernel, 3, 3), (1, 1, 1), causal))
+        self.down = nn.Sequential(*layers)
+        self.blocks = nn.ModuleList(
+            AttentionResidualBlock(c, config.n_heads, config.time_kernel, causal, config.attention)
+            for _ in range(config.n_blocks)
+        )
+        self.out = nn.Sequential(ChannelNorm(c), nn.ReLU())
+
+    def forward(self, x: torch.Tensor, pos, time_mask) -> torch.Tensor:
+        h = self.down(x)
+        for block in self.blocks:
+            h = block(h, pos, time_mask)
+        return self.out(h)
+
+
+class Decoder(nn.Module):
+    def __init__(self, config: VQVAEConfig) -> None:
+        super().__init__()
+        c, causal = config.hidden, config.causal
+        self.blocks = nn.ModuleList(
+            AttentionResidualBlock(c, config.n_heads, config.time_kernel, causal, config.attention)
+            for _ in range(config.n_blocks)
+        )
+        self.mid = nn.Sequential(ChannelNorm(c), nn.ReLU())
+        strides = list(reversed(_strides(config)))
+        layers: list[nn.Module] = []
+        for i, (st, ss) in enumerate(strides):
+            last = i == len(strides) - 1
+            c_out = 3 if last else c
+            layers.append(ConvTranspose3d(c, c_out, _kernel(config, st, ss), (st, ss, ss), causal))
+            if not last:
+                layers.append(nn.ReLU())
+        self.up = nn.Sequential(*layers)
+
+    def latent_stage(self, h: torch.Tensor, pos, time_mask) -> torch.Tensor:
+        for block in self.blocks:
+            h = block(h, pos, time_mask)
+        return self.mid(h)
+
+
+class VQVAE(nn.Module):
+    """Video VQ-VAE; see the module docstring. ``forward`` returns losses for training."""
+
+    def __init__(self, config: VQVAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config.hidden
+        lat = config.latent_shape
+        self.positions = (
+            AxialPositions(c, lat, absolute_time=not config.causal) if config.attention else None
+        )
+        self.time_bias = (
+            RelativeTimeBias(config.n_heads, config.time_window or lat[0])
+            if config.attention and config.causal
+            else None
+        )
+        self.encoder = Encoder(config)
+        self.pre_quant = nn.Conv3d(c, config.code_dim, 1)
+        self.quantizer = EMAQuantizer(
+            config.n_codes, config.code_dim, config.ema_decay, config.beta, config.restart_threshold
+        )
+        self.post_quant = nn.Conv3d(config.code_dim, c, 1)
+        self.decoder = Decoder(config)
+        self.register_buffer("data_variance", torch.tensor(config.data_variance))
+
+    def _context(self, t: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        pos = self.positions(t) if self.positions is not None else None
+        mask = self.time_bias(t) if self.time_bias is not None else None
+        return pos, mask
+
+    def _check(self, x: torch.Tensor) -> None:
+        c = self.config
+        if (
+            x.ndim != 5
+            or x.shape[1] != 3
+            or x.shape[-1] != c.resolution
+            or x.shape[-2] != c.resolution
+        ):
+            raise ValueError(
+                f"expected (B, 3, T, {c.resolution}, {c.resolution}) frames, got {tuple(x.shape)}"
+            )
+        if x.shape[2] % c.time_down:
+            raise ValueError(f"T={x.shape[2]} is not a multiple of time_down={c.time_down}")
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        pos, mask = self._context(x.shape[2] // self.config.time_down)
+        return self.pre_quant(self.encoder(x, pos, mask))  # (B, D, T', H', W')
+
+    def _decode_latents(self, z: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        pos, mask = self._context(z.shape[2])
+        h = self.decoder.latent_stage(self.post_quant(z), pos, mask)
+        if last_only:
+            h = h[:, :, -self.upsample_steps :]
+        x = self.decoder.up(h)
+        return x[:, :, -self.config.time_down :] if last_only else x
+
+    def forward(self, x: torch.Tensor) -> VQVAEOutput:
+        """Encode, quantise and decode ``x`` (B, 3, T, H, W) in [-0.5, 0.5]."""
+        z = self._encode(x)
+        b, d, t, h, w = z.shape
+        flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # (B*T'*H'*W', D)
+        q = self.quantizer(flat)
+        zq = q.quantized.view(b, t, h, w, d).permute(0, 4, 1, 2, 3)
+        recon = self._decode_latents(zq)
+        losses = {"recon": F.mse_loss(recon, x) / self.data_variance, "commit": q.commitment}
+        return VQVAEOutput(recon, q.codes.view(b, t, h, w), losses, q.perplexity, q.dead)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes (B, T / time_down, H', W') int64 for frames (B, 3, T, H, W) in [-0.5, 0.5]."""
+        z = self._encode(x)
+        b, d, t, h, w = z.shape
+        flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # (B*T'*H'*W', D)
+        return nearest_codes(flat, self.quantizer.codebook).view(b, t, h, w)
+
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, T', H', W') codes -> (B, D, T', H', W') code vectors."""
+        return self.quantizer.lookup(codes).permute(0, 4, 1, 2, 3)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Frames (B, 3, T' * time_down, H, W), ~[-0.5, 0.5], for codes (B, T', H', W')."""
+        return self._decode_latents(self.embed_codes(codes))
+
+    @torch.no_grad()
+    def decode_last(self, codes: torch.Tensor) -> torch.Tensor:
+        """Frames (B, 3, time_down, H, W) of the last latent step of ``codes`` (B, T', H', W').
+
+        Causal tokenizers only. Pass at least :attr:`stream_window` trailing steps to get
+        exactly what :meth:`decode` gives for those frames; fewer is allowed at an episode's
+        start (the model then sees the same short history it saw in training).
+        """
+        if not self.config.causal:
+            raise ValueError("decode_last needs a causal tokenizer (config.causal=True)")
+        return self._decode_latents(self.embed_codes(codes[:, -self.stream_window :]), True)
+
+    @property
+    def upsample_steps(self) -> int:
+        """Trailing latent steps the upsampling convolutions need for the last step's frames."""
+        # Offsets of the frames needed, relative to the last step's first frame, walked from
+        # the output inwards: a causal transposed conv's output o reads inputs
+        # ceil((o - k + 1) / stride) .. floor(o / stride).
+        lo = 0
+        for st, ss in _strides(self.config):  # outermost (full-resolution) layer first
+            lo = math.ceil((lo - _kernel(self.config, st, ss)[0] + 1) / st)
+        return 1 - lo
+
+    @property
+    def stream_window(self) -> int:
+        """Latent steps :meth:`decode_last` needs for an exact result."""
+        c = self.config
+        window = c.time_window or c.latent_shape[0]
+        per_block = (c.time_kernel - 1) + (window - 1 if c.attention else 0)
+        return self.upsample_steps + c.n_blocks * per_block
