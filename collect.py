@@ -5,6 +5,12 @@ With ``--policy ppo`` and no trained agent yet, a PPO agent is trained first (``
 
 from __future__ import annotations
 
+import os
+
+# Tiny matrix products (frame resizing) lose more to BLAS thread hand-offs than they gain, and
+# those threads compete with torch's and ViZDoom's for the cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 from pathlib import Path
 

@@ -15,19 +15,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agents.doom_env import FRAME_SKIP, RESOLUTION, make_env
+from agents.collect_worker import WorkerGroup
+from agents.doom_env import FRAME_SKIP, RESOLUTION
 from agents.policies import Policy, StickyExploration
 from agents.scenarios import get_scenario
 from worldmodel.data import (
     MANIFEST,
     CorruptEpisodeError,
     DatasetError,
-    Episode,
     EpisodeEntry,
     Manifest,
-    episode_filename,
     load_manifest,
-    write_episode,
     write_manifest,
 )
 from worldmodel.data.episode import EPISODE_GLOB, episode_index, read_episode_attrs
@@ -44,7 +42,8 @@ class CollectConfig:
     sticky_mean: float = field(
         default=4.0, metadata={"help": "mean number of steps a random action is held"}
     )
-    n_envs: int = field(default=16, metadata={"help": "games stepped together (batched policy)"})
+    n_envs: int = field(default=24, metadata={"help": "games played at once (batched policy)"})
+    workers: int = field(default=3, metadata={"help": "processes that step the games"})
     seed: int = field(default=0, metadata={"help": "episode i is reset with seed + i"})
 
 
@@ -121,17 +120,6 @@ def open_dataset(out: Path, config: CollectConfig) -> tuple[Manifest, list[int]]
     return fresh, missing
 
 
-class _Slot:
-    """One env's episode in progress."""
-
-    def __init__(self, index: int, seed: int, first: np.ndarray) -> None:
-        self.index, self.seed = index, seed
-        self.frames = [first]
-        self.actions: list[int] = []
-        self.rewards: list[float] = []
-        self.explored = 0
-
-
 @dataclass
 class CollectResult:
     manifest: Manifest
@@ -148,106 +136,65 @@ def collect(
 ) -> CollectResult:
     """Collect the episodes ``out`` is missing.
 
-    ``on_episode(index)`` is called after each episode is safely on disk (tests use it to
-    simulate a kill).
+    The games run in ``config.workers`` processes, in as many groups; while one group steps,
+    the policy acts for another. ``on_episode(index)`` is called after each episode is safely
+    on disk and in the manifest (tests use it to simulate a kill).
     """
     t0 = time.perf_counter()
     manifest, todo = open_dataset(out, config)
     before = sum(e.length + 1 for e in manifest.episodes)
     if not todo:
         return CollectResult(manifest, 0, time.perf_counter() - t0)
-    explorer = StickyExploration(policy, config.epsilon, config.sticky_mean, seed=config.seed)
-    n_actions = len(manifest.action_names)
-    queue = list(reversed(todo))
-    envs = [make_env(config.env) for _ in range(min(config.n_envs, len(todo)))]
-    slots: list[_Slot | None] = [None] * len(envs)
-    obs = np.zeros((len(envs), RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
-
-    def start(i: int) -> None:
-        if not queue:
-            slots[i] = None
-            return
-        index = queue.pop()
-        seed = config.seed + index
-        obs[i], _ = envs[i].reset(seed=seed)
-        slots[i] = _Slot(index, seed, obs[i].copy())
-        explorer.reset_env(i)
-
+    n_groups = max(1, min(config.workers, len(todo)))
+    games = max(1, min(config.n_envs, len(todo)) // n_groups)
+    attrs = {"env": config.env, "policy": config.policy, "epsilon": config.epsilon}
+    groups = [
+        WorkerGroup(config.env, out, todo[g::n_groups], games, config.seed, attrs)
+        for g in range(n_groups)
+    ]
+    explorers = [
+        StickyExploration(policy, config.epsilon, config.sticky_mean, seed=config.seed + g)
+        for g in range(n_groups)
+    ]
     bar = tqdm(total=len(todo), desc=f"collect {config.env}", unit="ep", disable=not progress)
     try:
-        for i in range(len(envs)):
-            start(i)
-        while any(s is not None for s in slots):
-            actions = explorer.act(obs)
-            for i, env in enumerate(envs):
-                slot = slots[i]
-                if slot is None:
+        running = [True] * n_groups
+        for g, group in enumerate(groups):  # each worker first reports its games' start
+            obs, active, _ = group.receive()
+            running[g] = bool(active.any())
+            _send(group, explorers[g], obs, active)
+        while any(running):
+            for g, group in enumerate(groups):
+                if not running[g]:
                     continue
-                a = int(actions[i])
-                obs[i], reward, term, trunc, _ = env.step(a)
-                slot.frames.append(obs[i].copy())
-                slot.actions.append(a)
-                slot.rewards.append(reward)
-                slot.explored += int(explorer.last_explored[i])
-                if term or trunc:
-                    _finish(out, manifest, slot, term, trunc, config, n_actions)
+                obs, active, finished = group.receive()
+                for slot, entry, counts in finished:
+                    _record(out, manifest, entry, counts)
+                    explorers[g].reset_env(slot)
                     bar.update(1)
-                    bar.set_postfix(ret=f"{sum(slot.rewards):.0f}")
+                    bar.set_postfix(ret=f"{entry.ret:.0f}")
                     if on_episode is not None:
-                        on_episode(slot.index)
-                    start(i)
+                        on_episode(entry.index)
+                running[g] = bool(active.any())
+                if running[g]:
+                    _send(group, explorers[g], obs, active)
     finally:
         bar.close()
-        for env in envs:
-            env.close()
+        for group in groups:
+            group.close()
     new_frames = sum(e.length + 1 for e in manifest.episodes) - before
     return CollectResult(manifest, new_frames, time.perf_counter() - t0)
 
 
-def _finish(
-    out: Path,
-    manifest: Manifest,
-    slot: _Slot,
-    terminated: bool,
-    truncated: bool,
-    config: CollectConfig,
-    n_actions: int,
+def _send(
+    group: WorkerGroup, explorer: StickyExploration, obs: np.ndarray, active: np.ndarray
 ) -> None:
-    t = len(slot.actions)
-    actions = np.array(slot.actions, dtype=np.int64)
-    counts = np.bincount(actions, minlength=n_actions)
-    ends = np.zeros(t, dtype=bool)
-    term, trunc = ends.copy(), ends.copy()
-    term[-1], trunc[-1] = terminated, truncated
-    ret = float(np.sum(slot.rewards))
-    name = episode_filename(slot.index)
-    write_episode(
-        out / name,
-        Episode(
-            frames=np.stack(slot.frames),
-            actions=actions,
-            rewards=np.array(slot.rewards, dtype=np.float32),
-            terminated=term,
-            truncated=trunc,
-            attrs={
-                "env": config.env,
-                "index": slot.index,
-                "seed": slot.seed,
-                "policy": config.policy,
-                "epsilon": config.epsilon,
-                "return": ret,
-                "ended_terminated": terminated,
-                "ended_truncated": truncated,
-                "action_counts": counts,
-                "explored_steps": slot.explored,
-            },
-        ),
-    )
-    manifest.episodes.append(
-        EpisodeEntry(slot.index, name, slot.seed, t, ret, terminated, truncated)
-    )
+    actions = explorer.act(obs)
+    group.send_step(actions, explorer.last_explored & active)
+
+
+def _record(out: Path, manifest: Manifest, entry: EpisodeEntry, counts: list[int]) -> None:
+    manifest.episodes.append(entry)
     manifest.episodes.sort(key=lambda e: e.index)
-    manifest.action_counts = [
-        a + int(b) for a, b in zip(manifest.action_counts, counts, strict=True)
-    ]
+    manifest.action_counts = [a + b for a, b in zip(manifest.action_counts, counts, strict=True)]
     write_manifest(out, manifest)

@@ -47,8 +47,10 @@ class AgentPolicy:
     @torch.inference_mode()
     def probs(self, obs: np.ndarray) -> torch.Tensor:
         """Action probabilities (N, A) for observations (N, H, W, 3) uint8."""
-        x = torch.as_tensor(obs).permute(0, 3, 1, 2)  # (N, 3, H, W): SB3 images are channel-first
-        return self.policy.get_distribution(x).distribution.probs
+        x = torch.as_tensor(obs).permute(0, 3, 1, 2).float().div_(255.0)  # SB3: channel-first
+        features = self.policy.features_extractor(x)
+        logits = self.policy.action_net(self.policy.mlp_extractor.forward_actor(features))
+        return logits.softmax(-1)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         probs = self.probs(obs)
@@ -97,8 +99,9 @@ class StickyExploration:
         self._left[start] = self.rng.geometric(1.0 / self.sticky_mean, size=k)
         exploring = self._left > 0
         self.last_explored = exploring.copy()
-        actions = self.policy.act(obs) if not exploring.all() else np.zeros(n, dtype=np.int64)
-        actions = np.where(exploring, self._held, actions)
+        actions = self._held.copy()
+        if not exploring.all():  # the policy only runs for the envs that follow it
+            actions[~exploring] = self.policy.act(obs[~exploring])
         self._left = np.maximum(self._left - 1, 0)
         return actions.astype(np.int64)
 

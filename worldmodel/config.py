@@ -104,3 +104,77 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild a config, ignoring keys this version does not know."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    n_codes: int = field(default=2048, metadata=_help("vocabulary: the tokenizer's codebook size"))
+    steps: int = field(default=8, metadata=_help("latent time steps in the context window"))
+    height: int = field(default=16, metadata=_help("latent rows per step"))
+    width: int = field(default=16, metadata=_help("latent columns per step"))
+    d_model: int = field(default=384, metadata=_help("transformer width"))
+    n_layers: int = field(default=22, metadata=_help("transformer blocks"))
+    n_heads: int = field(default=6, metadata=_help("attention heads"))
+    dropout: float = field(default=0.1, metadata=_help("dropout after attention and MLP"))
+    attn_dropout: float = field(default=0.1, metadata=_help("dropout on attention weights"))
+    pos_emb: str = field(default="learned", metadata=_help("learned (t+h+w broadcast) or sincos"))
+    n_actions: int = field(default=0, metadata=_help("actions of the env (0: unconditional)"))
+    actions_per_step: int = field(default=1, metadata=_help("frames (and actions) per latent step"))
+    action_dim: int = field(default=64, metadata=_help("embedding size of one action"))
+    frame_cond: bool = field(default=False, metadata=_help("ResNet frame vector concatenated"))
+    frame_cond_frames: int = field(default=1, metadata=_help("frames the ResNet conditions on"))
+    frame_cond_dim: int = field(default=128, metadata=_help("size of the frame vector"))
+    reward_weight: float = field(default=1.0, metadata=_help("weight of the reward loss"))
+    done_weight: float = field(default=1.0, metadata=_help("weight of the termination loss"))
+    done_pos_weight: float = field(default=20.0, metadata=_help("BCE weight of rare endings"))
+
+    def __post_init__(self) -> None:
+        if self.pos_emb not in ("learned", "sincos"):
+            raise ValueError(f"pos_emb must be 'learned' or 'sincos', got {self.pos_emb!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} must divide by n_heads {self.n_heads}")
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.height * self.width
+
+    @property
+    def block_size(self) -> int:
+        return self.steps * self.tokens_per_step
+
+    @property
+    def cond_dim(self) -> int:
+        return self.action_dim * self.actions_per_step if self.n_actions else 0
+
+
+# Model sizes; n_codes, steps, height, width, n_actions and actions_per_step are filled in from
+# the tokenizer and the env when the prior is built (see ``prior_config_for``).
+PRIOR_PRESETS: dict[str, PriorConfig] = {
+    "tiny": PriorConfig(
+        d_model=32,
+        n_layers=2,
+        n_heads=2,
+        action_dim=8,
+        dropout=0.0,
+        attn_dropout=0.0,
+        frame_cond_dim=16,
+    ),
+    "cpu": PriorConfig(
+        d_model=128, n_layers=4, n_heads=4, action_dim=32, dropout=0.1, attn_dropout=0.0
+    ),
+    "paper": PriorConfig(),  # hidden 384, 22 layers (paper, BAIR)
+}
+
+
+def prior_config_for(base: PriorConfig, vqvae: VQVAEConfig, n_actions: int) -> PriorConfig:
+    """``base`` sized to a tokenizer's latent grid and an env's action set."""
+    t, h, w = vqvae.latent_shape
+    return dataclasses.replace(
+        base,
+        n_codes=vqvae.n_codes,
+        steps=t,
+        height=h,
+        width=w,
+        n_actions=n_actions,
+        actions_per_step=vqvae.time_down,
+    )

@@ -297,6 +297,17 @@ class VQVAE(nn.Module):
         return 1 - lo
 
     @property
+    def encode_context(self) -> int:
+        """Frames before a chunk that a causal encoder needs to code the chunk exactly."""
+        c = self.config
+        window = c.time_window or c.latent_shape[0]
+        per_block = (c.time_kernel - 1) + (window - 1 if c.attention else 0)
+        lo = -(c.n_blocks * per_block + c.time_kernel - 1)  # latent steps, relative
+        for st, ss in reversed(_strides(c)):  # innermost (latent-side) layer first
+            lo = lo * st - (_kernel(c, st, ss)[0] - st)
+        return -lo + (-lo) % c.time_down
+
+    @property
     def stream_window(self) -> int:
         """Latent steps :meth:`decode_last` needs for an exact result."""
         c = self.config

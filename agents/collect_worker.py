@@ -1,0 +1,180 @@
+"""A worker process that steps a group of games, resizes frames and writes finished episodes.
+
+ViZDoom's ``make_action`` holds the GIL, so games stepped from one process run one at a time.
+Groups of games in worker processes step while the main process runs the policy for another
+group, and each worker compresses and writes its own finished episodes.
+
+Protocol (one pipe per worker): the worker first sends the observations of its games; then
+for every ``("step", actions, explored)`` it steps its active games and answers with
+``(obs, active, finished)``: ``finished`` lists the episodes it wrote; games that finished
+have already started their next episode, or gone idle when its share of the work is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldmodel.data import Episode, EpisodeEntry, episode_filename, write_episode
+
+
+@dataclass
+class _Buffer:
+    """One episode in progress."""
+
+    index: int
+    seed: int
+    frames: list[np.ndarray] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    explored: int = 0
+
+
+def _write(
+    out: Path, ep: _Buffer, terminated: bool, truncated: bool, attrs: dict[str, Any], n_actions: int
+) -> tuple[EpisodeEntry, list[int]]:
+    t = len(ep.actions)
+    actions = np.array(ep.actions, dtype=np.int64)
+    counts = np.bincount(actions, minlength=n_actions)
+    term, trunc = np.zeros(t, dtype=bool), np.zeros(t, dtype=bool)
+    term[-1], trunc[-1] = terminated, truncated
+    ret = float(np.sum(ep.rewards))
+    name = episode_filename(ep.index)
+    write_episode(
+        out / name,
+        Episode(
+            frames=np.stack(ep.frames),
+            actions=actions,
+            rewards=np.array(ep.rewards, dtype=np.float32),
+            terminated=term,
+            truncated=trunc,
+            attrs={
+                **attrs,
+                "index": ep.index,
+                "seed": ep.seed,
+                "return": ret,
+                "ended_terminated": terminated,
+                "ended_truncated": truncated,
+                "action_counts": counts,
+                "explored_steps": ep.explored,
+            },
+        ),
+    )
+    entry = EpisodeEntry(ep.index, name, ep.seed, t, ret, terminated, truncated)
+    return entry, counts.tolist()
+
+
+def worker_main(
+    conn: Connection,
+    env_name: str,
+    out: Path,
+    todo: list[int],
+    n_games: int,
+    base_seed: int,
+    attrs: dict[str, Any],
+) -> None:
+    from agents.doom_env import make_env  # imported here: this runs in a fresh process
+
+    envs = [make_env(env_name) for _ in range(n_games)]
+    episodes: list[_Buffer | None] = [None] * n_games
+    queue = list(reversed(todo))
+    n_actions = envs[0].action_space.n
+    obs = np.zeros((n_games, *envs[0].observation_space.shape), dtype=np.uint8)
+
+    def start(i: int) -> None:
+        if not queue:
+            episodes[i] = None
+            return
+        index = queue.pop()
+        obs[i], _ = envs[i].reset(seed=base_seed + index)
+        episodes[i] = _Buffer(index, base_seed + index, [obs[i].copy()])
+
+    # Finished episodes are compressed and written by a thread: zlib releases the GIL, so
+    # that work overlaps with the waits on the games.
+    writer = ThreadPoolExecutor(max_workers=1)
+    pending: list[tuple[int, Future]] = []
+    for i in range(n_games):
+        start(i)
+    conn.send((obs, np.array([e is not None for e in episodes]), []))
+    try:
+        while True:
+            message = conn.recv()
+            if message[0] == "close":
+                break
+            _, actions, explored = message
+            for i, env in enumerate(envs):
+                ep = episodes[i]
+                if ep is None:
+                    continue
+                a = int(actions[i])
+                obs[i], reward, term, trunc, _ = env.step(a)
+                ep.frames.append(obs[i].copy())
+                ep.actions.append(a)
+                ep.rewards.append(reward)
+                ep.explored += int(explored[i])
+                if term or trunc:
+                    job = writer.submit(_write, out, ep, term, trunc, attrs, n_actions)
+                    pending.append((i, job))
+                    start(i)
+            playing = any(e is not None for e in episodes)
+            if not playing:
+                wait([job for _, job in pending])
+            finished = [(i, *job.result()) for i, job in pending if job.done()]
+            pending = [(i, job) for i, job in pending if not job.done()]
+            active = np.array([e is not None for e in episodes])
+            conn.send((obs, active if playing else active | bool(pending), finished))
+    finally:
+        writer.shutdown(wait=True)
+        for env in envs:
+            env.close()
+        conn.close()
+
+
+class WorkerGroup:
+    """The main process's handle on one worker: its games, pipe and process."""
+
+    def __init__(
+        self,
+        env_name: str,
+        out: Path,
+        todo: list[int],
+        n_games: int,
+        base_seed: int,
+        attrs: dict[str, Any],
+    ) -> None:
+        ctx = mp.get_context("spawn")  # no inherited torch/OpenMP state in the worker
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=worker_main,
+            args=(child, env_name, out, todo, n_games, base_seed, attrs),
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+
+    def send_step(self, actions: np.ndarray, explored: np.ndarray) -> None:
+        self.conn.send(("step", actions, explored))
+
+    def receive(self) -> tuple[np.ndarray, np.ndarray, list[tuple[int, EpisodeEntry, list[int]]]]:
+        """(obs, active, finished) after a step."""
+        try:
+            return self.conn.recv()
+        except EOFError:
+            raise RuntimeError(
+                f"a collection worker stopped (exit code {self.process.exitcode}); its error "
+                "is printed above"
+            ) from None
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.conn.send(("close",))
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()

@@ -1,0 +1,231 @@
+"""Training stage of the prior: next-code cross-entropy plus reward and termination heads."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from worldmodel.checkpoint import CheckpointError, load_checkpoint
+from worldmodel.config import PriorConfig, VQVAEConfig, from_dict, to_dict
+from worldmodel.data import EpisodeStore
+from worldmodel.frames import to_model
+from worldmodel.gpt import Prior, symexp
+from worldmodel.sampling import Dreamer, SamplingConfig
+from worldmodel.training.codes import CodeSet, cached_codes
+from worldmodel.training.media import clip_grid, write_gif
+from worldmodel.vqvae import VQVAE
+
+
+def load_tokenizer(path: Path, env: str, device: torch.device) -> tuple[VQVAE, dict[str, Any]]:
+    """The trained tokenizer in ``path`` (refusing another env's) and its checkpoint."""
+    if not path.exists():
+        raise CheckpointError(
+            f"no tokenizer at {path}; train it first: python train.py --env {env} --stage vqvae "
+            f"--out {path.parent}"
+        )
+    blob = load_checkpoint(path, "vqvae", env)
+    model = VQVAE(from_dict(VQVAEConfig, blob["config"]))
+    model.load_state_dict(blob["model"])
+    return model.to(device).eval(), blob
+
+
+def eval_windows(codes: CodeSet, steps: int, limit: int) -> list[int]:
+    """Window starts that score every step of every episode once (stride steps - 1: step 0 of a
+    window has no context), thinned to ``limit`` but always keeping each episode's last window
+    (where the endings are)."""
+    regular, last = [], []
+    for s, n in zip(codes.starts, codes.lengths, strict=True):
+        if n < steps:
+            continue
+        starts = list(range(s, s + n - steps + 1, steps - 1))
+        regular += starts[:-1]
+        last.append(s + n - steps)
+    if len(regular) + len(last) > limit:
+        keep = max(0, limit - len(last))
+        regular = (
+            [regular[i] for i in np.linspace(0, len(regular) - 1, keep).round().astype(int)]
+            if keep
+            else []
+        )
+    return sorted(set(regular + last))
+
+
+class PriorStage:
+    name = "prior"
+
+    def __init__(
+        self,
+        env: str,
+        data: Path,
+        config: PriorConfig,
+        preset: str,
+        out_dir: Path,
+        device: torch.device,
+        eval_windows: int = 256,
+        progress: bool = True,
+    ) -> None:
+        self.env, self.preset, self.out_dir, self.device = env, preset, out_dir, device
+        self.tokenizer, tok_blob = load_tokenizer(out_dir / "vqvae.pt", env, device)
+        self.tokenizer_state = {
+            "config": tok_blob["config"],
+            "model": tok_blob["model"],
+            "step": tok_blob["step"],
+        }
+        self.action_names = list(tok_blob["action_names"])
+        self.config = config
+        self.model = Prior(config)
+        tok_id = {"step": int(tok_blob["step"]), "config": tok_blob["config"]}
+        self.train_codes = cached_codes(
+            self.tokenizer, tok_id, data, env, "train", out_dir, device, progress
+        )
+        self.val_codes = cached_codes(
+            self.tokenizer, tok_id, data, env, "val", out_dir, device, progress
+        )
+        self.train_starts = self.train_codes.window_starts(config.steps)
+        if len(self.train_starts) == 0:
+            raise CheckpointError(f"no training episode has {config.steps} latent steps")
+        self.eval_index = eval_windows(self.val_codes, config.steps, eval_windows)
+        self.stores = {split: EpisodeStore(data, split, env=env) for split in ("train", "val")}
+        self.store_pos = {
+            split: {e.index: i for i, e in enumerate(store.entries)}
+            for split, store in self.stores.items()
+        }
+
+    def _cond_frames(self, split: str, codes: CodeSet, starts: np.ndarray) -> torch.Tensor | None:
+        """First frames of each window, for frame conditioning: (B, n, 3, H, W)."""
+        if not self.config.frame_cond:
+            return None
+        s, n = self.config.actions_per_step, self.config.frame_cond_frames
+        frames = []
+        for g in starts:
+            e = int(np.searchsorted(codes.starts, g, side="right") - 1)
+            pos = self.store_pos[split][int(codes.episodes[e])]
+            first = int(g - codes.starts[e]) * s
+            frames.append(self.stores[split].read(pos, first, first + n)["frames"])
+        return to_model(np.stack(frames), self.device).transpose(1, 2)
+
+    def _batch(self, split: str, codes: CodeSet, starts: np.ndarray) -> dict[str, Any]:
+        windows = [codes.window(int(g), self.config.steps) for g in starts]
+        batch = {
+            k: torch.as_tensor(np.stack([w[k] for w in windows]), device=self.device)
+            for k in windows[0]
+        }
+        batch["cond_frames"] = self._cond_frames(split, codes, starts)
+        return batch
+
+    def batches(
+        self, start: int, batch_size: int, seed: int, rank: int, world: int
+    ) -> Iterator[Any]:
+        step = start
+        while True:
+            rng = np.random.default_rng([seed, step, rank])
+            picks = self.train_starts[rng.integers(0, len(self.train_starts), batch_size)]
+            yield self._batch("train", self.train_codes, picks)
+            step += 1
+
+    def loss(
+        self, model: nn.Module, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        actions = batch["actions"] if self.config.n_actions else None
+        out = model(batch["codes"], actions, batch["cond_frames"], batch["rewards"], batch["dones"])
+        logs = {"loss": float(out.loss.detach())}
+        logs.update({k: float(v.detach()) for k, v in out.terms.items()})
+        return out.loss, logs
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> dict[str, float]:
+        model, c = self.model, self.config
+        ce_sum, tokens = 0.0, 0
+        pred_r, true_r, pred_d, true_d = [], [], [], []
+        for i in range(0, len(self.eval_index), 32):
+            starts = np.array(self.eval_index[i : i + 32])
+            batch = self._batch("val", self.val_codes, starts)
+            out = model(
+                batch["codes"], batch["actions"] if c.n_actions else None, batch["cond_frames"]
+            )
+            ce = torch.nn.functional.cross_entropy(
+                out.logits.flatten(0, 1), batch["codes"].reshape(-1), reduction="sum"
+            )
+            ce_sum += float(ce)
+            tokens += batch["codes"].numel()
+            pred_r.append(symexp(out.reward[:, 1:]).flatten().cpu())
+            true_r.append(batch["rewards"][:, 1:].flatten().cpu())
+            pred_d.append(torch.sigmoid(out.done_logit[:, 1:]).flatten().cpu())
+            true_d.append(batch["dones"][:, 1:].flatten().cpu())
+        r_hat, r = torch.cat(pred_r), torch.cat(true_r).float()
+        d_hat, d = torch.cat(pred_d) > 0.5, torch.cat(true_d)
+        tp = int((d_hat & d).sum())
+        metrics = {
+            "bits_per_dim": ce_sum / tokens / math.log(2),
+            "reward_mae": float((r_hat - r).abs().mean()),
+            "done_precision": tp / max(1, int(d_hat.sum())),
+            "done_recall": tp / max(1, int(d.sum())),
+            "done_events": int(d.sum()),
+        }
+        self._dream_gif(step)
+        return metrics
+
+    def _dream_gif(self, step: int, n: int = 4) -> None:
+        """Real val clips vs dreams from the same first frames under the same actions."""
+        c, s = self.config, self.config.actions_per_step
+        starts = [
+            self.eval_index[i]
+            for i in np.linspace(0, len(self.eval_index) - 1, n).round().astype(int)
+        ]
+        real = []
+        for g in starts:
+            e = int(np.searchsorted(self.val_codes.starts, g, side="right") - 1)
+            pos = self.store_pos["val"][int(self.val_codes.episodes[e])]
+            first = int(g - self.val_codes.starts[e]) * s
+            real.append(self.stores["val"].read(pos, first, first + c.steps * s))
+        frames = np.stack([r["frames"] for r in real])  # (n, T, H, W, 3)
+        actions = np.stack([r["actions"] for r in real])
+        context = max(1, c.steps // 2)
+        dreamer = Dreamer(
+            self.tokenizer,
+            self.model,
+            len(starts),
+            SamplingConfig(),
+            torch.Generator(self.device).manual_seed(step),
+        )
+        dreamer.start(frames[:, : context * s], actions[:, : context * s])
+        dreamed = [frames[:, : context * s]]
+        for t in range(context, c.steps):
+            dreamed.append(dreamer.step(actions[:, t * s : (t + 1) * s]).frames)
+        write_gif(
+            self.out_dir / "samples" / f"prior_{step:07d}.gif",
+            clip_grid([frames, np.concatenate(dreamed, axis=1)]),
+        )
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "kind": "prior",
+            "env": self.env,
+            "preset": self.preset,
+            "action_names": self.action_names,
+            "config": to_dict(self.config),
+            "tokenizer": self.tokenizer_state,
+        }
+
+    def check_resume(self, blob: dict[str, Any]) -> None:
+        theirs = from_dict(PriorConfig, blob["config"])
+        if theirs != self.config:
+            diff = {
+                k: (v, getattr(self.config, k))
+                for k, v in to_dict(theirs).items()
+                if getattr(self.config, k) != v
+            }
+            raise CheckpointError(
+                f"cannot resume: the checkpoint's prior config differs {diff} (checkpoint, "
+                "requested); use the same --preset and flags, or a new --out"
+            )
+        if blob["tokenizer"]["step"] != self.tokenizer_state["step"]:
+            raise CheckpointError(
+                "cannot resume: the tokenizer in --out changed since this prior began"
+            )
