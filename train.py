@@ -18,11 +18,19 @@ import torch
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.cli import UserError, add_dataclass_flags, dataclass_from_args, fail
-from worldmodel.config import PRESETS, VQVAE_PRESETS
+from worldmodel.config import (
+    PRESETS,
+    PRIOR_PRESETS,
+    VQVAE_PRESETS,
+    VQVAEConfig,
+    from_dict,
+    prior_config_for,
+)
 from worldmodel.data import DatasetError
 from worldmodel.training.loop import Runtime, TrainConfig, setup_runtime, train
 from worldmodel.training.overrides import apply_overrides
 from worldmodel.training.presets import TRAIN_PRESETS
+from worldmodel.world_model import export_world_model
 
 STAGES = ("vqvae", "prior", "all")
 
@@ -83,6 +91,38 @@ def run_vqvae(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
     )
 
 
+def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
+    from worldmodel.checkpoint import load_checkpoint
+    from worldmodel.training.prior_stage import PriorStage
+
+    tokenizer = out / "vqvae.pt"
+    if not tokenizer.exists():
+        raise UserError(
+            f"no tokenizer at {tokenizer}; train it first: python train.py --env {args.env} "
+            f"--stage vqvae --preset {args.preset} --out {out}"
+        )
+    blob = load_checkpoint(tokenizer, "vqvae", args.env)
+    vq_config = from_dict(VQVAEConfig, blob["config"])
+    base = prior_config_for(PRIOR_PRESETS[args.preset], vq_config, len(blob["action_names"]))
+    config = apply_overrides(base, "prior", args.overrides)
+    tconfig = train_config(args, "prior")
+    stage = PriorStage(
+        args.env, data, config, args.preset, out, runtime.device, progress=not args.quiet
+    )
+    metrics = train(
+        stage,
+        tconfig,
+        out / "prior.pt",
+        runtime,
+        resume=args.resume,
+        log_dir=out / "tb" / "prior",
+        progress=not args.quiet,
+    )
+    if runtime.main:
+        export_world_model(out / "prior.pt", out / "worldmodel.pt")
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out = args.out or Path("runs") / f"{args.env}-{args.preset}"
@@ -95,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         results = {}
         if args.stage in ("vqvae", "all"):
             results["vqvae"] = run_vqvae(args, runtime, out, data)
+        if args.stage in ("prior", "all"):
+            results["prior"] = run_prior(args, runtime, out, data)
     except (UserError, DatasetError, CheckpointError, UnknownEnvError) as e:
         fail(str(e))
     except KeyboardInterrupt:

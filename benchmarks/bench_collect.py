@@ -33,8 +33,11 @@ def run(label: str, policy, episodes: int, n_envs: int) -> None:
         seconds = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in out.glob("ep_*.h5"))
         frames = result.new_frames
-        print(f"| {label} | {n_envs} | {episodes} | {frames} | {seconds:.1f} | "
-              f"{frames / seconds:.0f} | {size / frames:.0f} |", flush=True)
+        print(
+            f"| {label} | {n_envs} | {episodes} | {frames} | {seconds:.1f} | "
+            f"{frames / seconds:.0f} | {size / frames:.0f} |",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -46,7 +49,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads: {args.threads}, cores: {os.cpu_count()}")
-    print("| policy | envs | episodes | frames | seconds (incl. env start) | frames/s | bytes/frame |")
+    print(
+        "| policy | envs | episodes | frames | seconds (incl. env start) | frames/s | bytes/frame |"
+    )
     print("|---|---|---|---|---|---|---|")
     run("ppo", load_agent(args.agent, "health_gathering", seed=0), args.episodes, args.n_envs)
     run("random", RandomPolicy(6, seed=0), args.episodes, args.n_envs)

@@ -35,25 +35,33 @@ def load_tokenizer(path: Path, env: str, device: torch.device) -> tuple[VQVAE, d
     return model.to(device).eval(), blob
 
 
-def eval_windows(codes: CodeSet, steps: int, limit: int) -> list[int]:
-    """Window starts that score every step of every episode once (stride steps - 1: step 0 of a
-    window has no context), thinned to ``limit`` but always keeping each episode's last window
-    (where the endings are)."""
-    regular, last = [], []
+def eval_windows(codes: CodeSet, steps: int, limit: int) -> tuple[list[int], np.ndarray]:
+    """Windows that score every step of every episode once, and which steps of each to score:
+    (starts, mask (n, steps) bool). Step 0 of a window has no context and is never scored, so
+    windows overlap by one step. Thinned to ``limit`` windows, always keeping each episode's
+    last window (where the endings are)."""
+    regular: list[tuple[int, np.ndarray]] = []
+    last: list[tuple[int, np.ndarray]] = []
+    full = np.ones(steps, dtype=bool)
+    full[0] = False
     for s, n in zip(codes.starts, codes.lengths, strict=True):
         if n < steps:
             continue
-        starts = list(range(s, s + n - steps + 1, steps - 1))
-        regular += starts[:-1]
-        last.append(s + n - steps)
+        windows = [(w, full) for w in range(s, s + n - steps + 1, steps - 1)]
+        covered = windows[-1][0] + steps - 1  # last step the regular windows score
+        final = s + n - steps
+        if covered < s + n - 1:
+            tail = np.zeros(steps, dtype=bool)
+            tail[covered - final + 1 :] = True
+            windows.append((final, tail))
+        regular += windows[:-1]
+        last.append(windows[-1])
     if len(regular) + len(last) > limit:
         keep = max(0, limit - len(last))
-        regular = (
-            [regular[i] for i in np.linspace(0, len(regular) - 1, keep).round().astype(int)]
-            if keep
-            else []
-        )
-    return sorted(set(regular + last))
+        idx = np.linspace(0, len(regular) - 1, keep).round().astype(int) if keep else []
+        regular = [regular[i] for i in idx]
+    chosen = sorted(regular + last, key=lambda w: w[0])
+    return [w for w, _ in chosen], np.stack([m for _, m in chosen])
 
 
 class PriorStage:
@@ -67,7 +75,7 @@ class PriorStage:
         preset: str,
         out_dir: Path,
         device: torch.device,
-        eval_windows: int = 256,
+        eval_limit: int = 256,
         progress: bool = True,
     ) -> None:
         self.env, self.preset, self.out_dir, self.device = env, preset, out_dir, device
@@ -90,7 +98,7 @@ class PriorStage:
         self.train_starts = self.train_codes.window_starts(config.steps)
         if len(self.train_starts) == 0:
             raise CheckpointError(f"no training episode has {config.steps} latent steps")
-        self.eval_index = eval_windows(self.val_codes, config.steps, eval_windows)
+        self.eval_index, self.eval_mask = eval_windows(self.val_codes, config.steps, eval_limit)
         self.stores = {split: EpisodeStore(data, split, env=env) for split in ("train", "val")}
         self.store_pos = {
             split: {e.index: i for i, e in enumerate(store.entries)}
@@ -154,10 +162,11 @@ class PriorStage:
             )
             ce_sum += float(ce)
             tokens += batch["codes"].numel()
-            pred_r.append(symexp(out.reward[:, 1:]).flatten().cpu())
-            true_r.append(batch["rewards"][:, 1:].flatten().cpu())
-            pred_d.append(torch.sigmoid(out.done_logit[:, 1:]).flatten().cpu())
-            true_d.append(batch["dones"][:, 1:].flatten().cpu())
+            mask = torch.as_tensor(self.eval_mask[i : i + 32], device=self.device)
+            pred_r.append(symexp(out.reward[mask]).cpu())
+            true_r.append(batch["rewards"][mask].cpu())
+            pred_d.append(torch.sigmoid(out.done_logit[mask]).cpu())
+            true_d.append(batch["dones"][mask].cpu())
         r_hat, r = torch.cat(pred_r), torch.cat(true_r).float()
         d_hat, d = torch.cat(pred_d) > 0.5, torch.cat(true_d)
         tp = int((d_hat & d).sum())

@@ -64,7 +64,9 @@ class VQVAEStage:
         out = model(x)
         loss = out.losses["recon"] + out.losses["commit"]
         logs = {k: float(v.detach()) for k, v in out.losses.items()}
-        logs.update(loss=float(loss), perplexity=float(out.perplexity), dead_codes=out.dead_codes)
+        logs.update(
+            loss=float(loss.detach()), perplexity=float(out.perplexity), dead_codes=out.dead_codes
+        )
         return loss, logs
 
     @torch.no_grad()

@@ -1,0 +1,106 @@
+"""A trained world model in one object: tokenizer + prior + what env it dreams.
+
+``worldmodel.pt`` (written after prior training, no optimizer state) and ``prior.pt`` (a
+training checkpoint, which also carries its tokenizer) both load with :meth:`WorldModel.load`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from worldmodel.config import PriorConfig, VQVAEConfig, from_dict
+from worldmodel.gpt import Prior
+from worldmodel.sampling import Dreamer, SamplingConfig
+from worldmodel.vqvae import VQVAE
+
+HEAD_KEYS = ("reward_head.weight", "done_head.weight")
+
+
+@dataclass
+class WorldModel:
+    tokenizer: VQVAE
+    prior: Prior
+    env: str
+    action_names: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.prior.parameters()).device
+
+    @property
+    def frames_per_step(self) -> int:
+        return self.prior.config.actions_per_step
+
+    def dreamer(
+        self, batch: int = 1, sampling: SamplingConfig | None = None, seed: int | None = None
+    ) -> Dreamer:
+        generator = torch.Generator(self.device)
+        generator.manual_seed(0 if seed is None else seed)
+        return Dreamer(self.tokenizer, self.prior, batch, sampling, generator)
+
+    @classmethod
+    def load(
+        cls, path: Path | str, env: str | None = None, device: torch.device | str = "cpu"
+    ) -> WorldModel:
+        """Load a ``worldmodel`` or ``prior`` checkpoint, refusing one for another env."""
+        blob = load_checkpoint(path, ("worldmodel", "prior"), env)
+        weights = blob.get("model" if blob["kind"] == "prior" else "prior", {})
+        missing = [k for k in HEAD_KEYS if k not in weights]
+        if missing:
+            raise CheckpointError(f"{path} has no reward/termination heads ({', '.join(missing)})")
+        try:
+            tokenizer = VQVAE(from_dict(VQVAEConfig, blob["tokenizer"]["config"]))
+            tokenizer.load_state_dict(_float32(blob["tokenizer"]["model"]))
+            prior = Prior(from_dict(PriorConfig, blob["config"]))
+            prior.load_state_dict(_float32(weights))
+        except (KeyError, RuntimeError, TypeError) as e:
+            raise CheckpointError(f"{path} does not hold a complete world model ({e})") from None
+        meta = {k: blob.get(k) for k in ("preset", "step", "metrics", "train_config")}
+        meta.update(blob.get("meta", {}))
+        return cls(
+            tokenizer.to(device).eval(),
+            prior.to(device).eval(),
+            blob["env"],
+            list(blob["action_names"]),
+            meta,
+        )
+
+
+def _float32(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def export_world_model(prior_checkpoint: Path, out: Path, half: bool = False) -> None:
+    """Write a play/inference bundle (no optimizer state) from a prior training checkpoint.
+
+    ``half`` stores float weights as fp16 (they are cast back to fp32 on load)."""
+    blob = load_checkpoint(prior_checkpoint, "prior")
+
+    def pack(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
+
+    save_checkpoint(
+        out,
+        {
+            "kind": "worldmodel",
+            "env": blob["env"],
+            "preset": blob.get("preset"),
+            "action_names": blob["action_names"],
+            "config": blob["config"],
+            "prior": pack(blob["model"]),
+            "tokenizer": {
+                "config": blob["tokenizer"]["config"],
+                "model": pack(blob["tokenizer"]["model"]),
+                "step": blob["tokenizer"]["step"],
+            },
+            "step": blob["step"],
+            "metrics": blob.get("metrics", {}),
+            "train_config": blob.get("train_config", {}),
+        },
+    )
