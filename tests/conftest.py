@@ -36,3 +36,50 @@ def hg_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         os.chdir(cwd)
     return out
+
+
+def tiny_world_model(env: str = "health_gathering", seed: int = 0):
+    """An untrained tiny world model (random weights): fast, for plumbing tests."""
+    from agents.scenarios import get_scenario
+    from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, prior_config_for
+    from worldmodel.gpt import Prior
+    from worldmodel.vqvae import VQVAE
+    from worldmodel.world_model import WorldModel
+
+    torch.manual_seed(seed)
+    names = list(get_scenario(env).action_names)
+    tokenizer = VQVAE(VQVAE_PRESETS["tiny"]).eval()
+    prior = Prior(prior_config_for(PRIOR_PRESETS["tiny"], tokenizer.config, len(names))).eval()
+    return WorldModel(tokenizer, prior, env, names)
+
+
+def save_world_model(model, path: Path) -> Path:
+    """Write ``model`` in the ``worldmodel.pt`` layout."""
+    from worldmodel.checkpoint import save_checkpoint
+    from worldmodel.config import to_dict
+
+    save_checkpoint(
+        path,
+        {
+            "kind": "worldmodel",
+            "env": model.env,
+            "preset": "tiny",
+            "action_names": model.action_names,
+            "config": to_dict(model.prior.config),
+            "prior": model.prior.state_dict(),
+            "tokenizer": {
+                "config": to_dict(model.tokenizer.config),
+                "model": model.tokenizer.state_dict(),
+                "step": 0,
+            },
+            "step": 0,
+            "metrics": {},
+            "train_config": {},
+        },
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_world_model(tiny_world_model(), tmp_path_factory.mktemp("wm") / "worldmodel.pt")

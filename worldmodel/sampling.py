@@ -11,6 +11,7 @@ periodic flush of the whole context).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -98,6 +99,7 @@ class Dreamer:
         self.actions = torch.zeros(batch, 0, self.s, dtype=torch.long, device=self.device)
         self.in_window = 0  # latent steps currently in the prior's cache
         self.frame_vec: torch.Tensor | None = None
+        self.timing: dict[str, float] = {}  # seconds spent in the last step, by part
 
     @property
     def context_frames(self) -> int:
@@ -185,6 +187,7 @@ class Dreamer:
         n_act = self.prior.config.n_actions
         if n_act and (acts.min() < 0 or acts.max() >= n_act):
             raise ValueError(f"actions must be in [0, {n_act}), got {acts.flatten().tolist()}")
+        t0 = time.perf_counter()
         if self.in_window == self.window:
             self._slide()
         norms = self.prior.norm_params(self.prior.condition(acts))
@@ -204,7 +207,9 @@ class Dreamer:
         self.codes = torch.cat([self.codes, step_codes], 1)[:, -self.history :]
         self.actions = torch.cat([self.actions, acts], 1)[:, -self.history :]
         self.in_window += 1
+        t1 = time.perf_counter()
         frames = self.tokenizer.decode_last(self.codes)  # (B, 3, s, H, W)
+        self.timing = {"prior": t1 - t0, "decode": time.perf_counter() - t1}
         return DreamStep(
             frames=to_uint8(frames),
             codes=step_codes[:, 0],

@@ -1,0 +1,1 @@
+"""Keyboard play of the dream, the real game, or both side by side (``python play.py``)."""

@@ -1,0 +1,260 @@
+"""The game loop: events -> action -> session step -> window -> recorder, timed per frame."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import zip_longest
+from pathlib import Path
+
+import numpy as np
+import pygame
+
+from agents.play.keys import KeyState, action_for_keys, key_help
+from agents.play.recorder import Recorder
+from agents.play.session import PlaySession, View
+from agents.play.window import Window
+from agents.policies import Policy
+
+CONTROLS = [
+    "R restart   P pause   T/G temperature up/down   TAB you <-> agent   H help   ESC quit",
+]
+
+
+@dataclass
+class PlayOptions:
+    scale: int = 8
+    fps: float = 15.0  # frame-rate cap; 0 = as fast as the model goes
+    headless: bool = False
+    steps: int | None = None  # stop after this many steps (headless runs)
+    policy: str = "human"  # human, random, agent, or script:FILE
+    record: Path | None = None
+    device: str = "cpu"
+
+
+@dataclass
+class Summary:
+    steps: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    frame_times: list[float] = field(default_factory=list)  # key read -> frame on screen
+    parts: dict[str, list[float]] = field(default_factory=dict)
+
+    def median_fps(self) -> float:
+        return 1.0 / float(np.median(self.frame_times)) if self.frame_times else 0.0
+
+    def line(self, mode: str, device: str) -> str:
+        parts = ", ".join(f"{k} {np.median(v) * 1e3:.1f}" for k, v in self.parts.items() if v)
+        mean = self.frames / self.seconds if self.seconds else 0.0
+        return (
+            f"played {self.steps} steps ({self.frames} frames) in {mode} mode on {device}: "
+            f"median {self.median_fps():.1f} fps, mean {mean:.1f} fps "
+            f"(median ms per step: {parts})"
+        )
+
+
+def load_script(path: Path, action_names: list[str]) -> tuple[list[int], bool]:
+    """Actions from a recorded ``.actions.json`` (replayed once) or a text file with one
+    action name or index per line (repeated)."""
+    text = path.read_text()
+    if path.suffix == ".json":
+        return [int(s["action"]) for s in json.loads(text)["steps"]], False
+    actions = []
+    for line in text.split():
+        actions.append(int(line) if line.isdigit() else action_names.index(line))
+    if not actions or max(actions) >= len(action_names):
+        raise ValueError(f"{path}: no valid actions (names: {', '.join(action_names)})")
+    return actions, True
+
+
+class Controller:
+    """Chooses each step's action: the keyboard, an agent, random, or a script."""
+
+    def __init__(
+        self, policy: str, n_actions: int, action_names: list[str], seed: int, agent: Policy | None
+    ) -> None:
+        self.keys = KeyState()
+        self.agent = agent
+        self.random = np.random.default_rng(seed)
+        self.script: list[int] | None = None
+        self.loop_script = True
+        self.source = policy
+        self.n_actions = n_actions
+        if policy.startswith("script:"):
+            self.script, self.loop_script = load_script(Path(policy[7:]), action_names)
+            self.source = "script"
+        elif policy == "agent" and agent is None:
+            raise ValueError("--policy agent needs a trained agent (see --agent)")
+        self.position = 0
+        self.finished = False
+
+    def toggle_agent(self) -> bool:
+        if self.agent is None:
+            return False
+        self.source = "human" if self.source == "agent" else "agent"
+        return True
+
+    def act(self, obs: np.ndarray, scenario) -> int:
+        if self.source == "agent":
+            assert self.agent is not None
+            return int(self.agent.act(obs[None])[0])
+        if self.source == "random":
+            return int(self.random.integers(self.n_actions))
+        if self.source == "script":
+            assert self.script is not None
+            if self.position >= len(self.script) and not self.loop_script:
+                self.finished = True
+                return 0
+            action = self.script[self.position % len(self.script)]
+            self.position += 1
+            return action
+        return action_for_keys(self.keys.held, scenario)
+
+
+def run(
+    session: PlaySession,
+    options: PlayOptions,
+    controller: Controller,
+    on_frame: Callable[[int], None] | None = None,
+) -> Summary:
+    """Play until ESC, the window closes, or ``options.steps`` steps (headless runs restart
+    finished episodes by themselves). ``on_frame(n)`` runs before each frame's event poll
+    (tests post key events from it)."""
+    labels = {
+        "dream": ["dream"],
+        "real": ["real ViZDoom"],
+        "side-by-side": ["dream", "real ViZDoom (same actions)"],
+    }[session.mode]
+    window = Window(labels, options.scale, f"doom-dream: {session.scenario.name}", options.headless)
+    names = list(session.scenario.action_names)
+    recorder = None
+    if options.record is not None:
+        recorder = Recorder(
+            options.record,
+            options.fps or 15.0,
+            {
+                "env": session.scenario.name,
+                "mode": session.mode,
+                "seed": session.seed,
+                "temperature": session.temperature,
+                "action_names": names,
+            },
+        )
+    summary = Summary()
+    view = session.restart()
+    queue = list(zip_longest(view.dream, view.real))
+    shown = (session.dream_frame, session.real_frame)
+    action, paused, show_help, running = 0, False, False, True
+    last_view = View()
+    t_run = time.perf_counter()
+    try:
+        while running:
+            if on_frame is not None:
+                on_frame(summary.frames)
+            t0 = time.perf_counter()
+            for event in pygame.event.get():
+                if event.type == pygame.QUIT:
+                    running = False
+                elif event.type == pygame.KEYDOWN:
+                    key = pygame.key.name(event.key)
+                    controller.keys.press(key)
+                    if key == "escape":
+                        running = False
+                    elif key == "r":
+                        view = session.restart()
+                        queue = list(zip_longest(view.dream, view.real))
+                    elif key == "p":
+                        paused = not paused
+                    elif key == "h":
+                        show_help = not show_help
+                    elif key in ("t", "g"):
+                        session.set_temperature(session.temperature + (0.1 if key == "t" else -0.1))
+                    elif key == "tab":
+                        controller.toggle_agent()
+                elif event.type == pygame.KEYUP:
+                    controller.keys.release(pygame.key.name(event.key))
+            if not running:
+                break
+            idle = paused or (session.over and not queue)
+            if session.over and not queue and options.headless:
+                view = session.restart()  # unattended runs carry on with a new episode
+                queue = list(zip_longest(view.dream, view.real))
+                idle = False
+            if not idle and not queue:
+                obs = session.dream_frame if session.shows_dream else session.real_frame
+                action = controller.act(obs, session.scenario)
+                if controller.finished:
+                    break
+                last_view = session.step(action)
+                queue = list(zip_longest(last_view.dream, last_view.real))
+                summary.steps += 1
+                for part, seconds in last_view.timing.items():
+                    summary.parts.setdefault(part, []).append(seconds)
+                if recorder is not None:
+                    recorder.step(
+                        {
+                            "step": session.steps,
+                            "action": action,
+                            "action_name": names[action],
+                            "source": controller.source,
+                            "reward_pred": last_view.reward_pred,
+                            "done_prob": last_view.done_prob,
+                            "real_reward": last_view.real_reward,
+                        }
+                    )
+            if queue:
+                dream_frame, real_frame = queue.pop(0)
+                shown = (
+                    dream_frame if dream_frame is not None else shown[0],
+                    real_frame if real_frame is not None else shown[1],
+                )
+            panes = ([shown[0]] if session.shows_dream else []) + (
+                [shown[1]] if session.shows_real else []
+            )
+            recent = summary.frame_times[-60:]
+            fps = 1.0 / float(np.median(recent)) if recent else 0.0
+            hud = [
+                f"{session.mode}  |  {fps:4.1f} fps  |  {options.device}  |  temperature "
+                f"{session.temperature:.2f}  |  step {session.steps}",
+                f"action: {names[action]} ({controller.source})   predicted reward "
+                f"{last_view.reward_pred:+.1f}   end prob {last_view.done_prob:.2f}   real reward "
+                f"{last_view.real_reward:+.1f}",
+                "H help  R restart  P pause  T/G temperature  TAB agent  ESC quit",
+            ]
+            t_draw = time.perf_counter()
+            window.draw(
+                panes,
+                hud,
+                _message(session, paused),
+                key_help(session.scenario) + CONTROLS if show_help else None,
+            )
+            t1 = time.perf_counter()
+            if not idle:
+                summary.frames += 1
+                summary.frame_times.append(t1 - t0)
+                summary.parts.setdefault("draw", []).append(t1 - t_draw)
+                if recorder is not None:
+                    recorder.frame(window.pixels())
+            if options.steps is not None and summary.steps >= options.steps and not queue:
+                break
+            wait = (1.0 / options.fps - (time.perf_counter() - t0)) if options.fps else 0.0
+            if wait > 0 or idle:
+                time.sleep(max(wait, 0.01 if idle else 0.0))
+    finally:
+        summary.seconds = time.perf_counter() - t_run
+        if recorder is not None:
+            recorder.close()
+        window.close()
+    return summary
+
+
+def _message(session: PlaySession, paused: bool) -> str | None:
+    if paused:
+        return "Paused - press P to resume"
+    if session.shows_dream and session.dream_over:
+        return "The dream predicts the episode ended - press R"
+    if session.shows_real and session.real_over:
+        return "The real game ended - press R"
+    return None

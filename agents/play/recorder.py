@@ -1,0 +1,68 @@
+"""Recording a session: a video of what was shown (MP4 or GIF) plus a JSON action log.
+
+The log (``FILE.actions.json`` next to the video) holds the env, mode, seed and temperature and
+every step's action, so ``play.py --policy script:FILE.actions.json`` replays the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def action_log_path(video: Path) -> Path:
+    return video.with_name(video.stem + ".actions.json")
+
+
+class Recorder:
+    def __init__(self, path: Path, fps: float, header: dict[str, Any]) -> None:
+        if path.suffix.lower() not in (".mp4", ".gif"):
+            raise ValueError(f"--record needs a .mp4 or .gif file name, got {path.name!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.fps, self.header = path, fps, header
+        self.frames = 0
+        self.steps: list[dict[str, Any]] = []
+        self._gif: list[np.ndarray] = []
+        self._writer = None
+        if path.suffix.lower() == ".mp4":
+            import imageio.v2 as imageio
+
+            self._writer = imageio.get_writer(
+                str(path),
+                fps=fps,
+                codec="libx264",
+                quality=8,
+                macro_block_size=1,
+                ffmpeg_log_level="error",
+            )
+
+    def frame(self, pixels: np.ndarray) -> None:
+        """Add one shown frame, (H, W, 3) uint8."""
+        self.frames += 1
+        if self._writer is not None:
+            self._writer.append_data(pixels)
+        else:
+            self._gif.append(pixels[::2, ::2].copy())  # half size keeps GIFs small
+
+    def step(self, entry: dict[str, Any]) -> None:
+        self.steps.append(entry)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        elif self._gif:
+            import imageio.v3 as iio
+
+            iio.imwrite(
+                self.path, np.stack(self._gif), extension=".gif", duration=1000 / self.fps, loop=0
+            )
+        log = action_log_path(self.path)
+        tmp = log.with_name(log.name + ".tmp")
+        tmp.write_text(
+            json.dumps({**self.header, "frames": self.frames, "steps": self.steps}, indent=1)
+        )
+        os.replace(tmp, log)

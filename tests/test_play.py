@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio
+import pygame
+import pytest
+
+from agents.play.keys import action_for_keys, buttons_for_keys
+from agents.play.loop import Controller, PlayOptions, run
+from agents.play.session import PlaySession
+from agents.scenarios import SCENARIOS, get_scenario
+from tests.conftest import ROOT, tiny_world_model
+
+KEYS_OF = {
+    "MOVE_FORWARD": "w",
+    "MOVE_BACKWARD": "s",
+    "TURN_LEFT": "left",
+    "TURN_RIGHT": "d",
+    "MOVE_LEFT": "q",
+    "MOVE_RIGHT": "e",
+    "ATTACK": "space",
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_action_of_every_env_has_keys(name: str) -> None:
+    scenario = get_scenario(name)
+    assert action_for_keys(set(), scenario) == 0  # nothing held: noop
+    for index, (_, pressed) in enumerate(scenario.actions):
+        keys = {KEYS_OF[b] for b in pressed}
+        if name in ("take_cover", "basic"):  # no turning here: left/right move sideways
+            keys = {{"q": "a", "e": "d"}.get(k, k) for k in keys}
+        assert action_for_keys(keys, scenario) == index, (name, pressed, keys)
+
+
+def test_keys_map_like_a_player_expects() -> None:
+    hg = get_scenario("health_gathering")
+    names = hg.action_names
+    assert names[action_for_keys({"up"}, hg)] == "forward"
+    assert names[action_for_keys({"w", "a"}, hg)] == "forward_left"
+    assert names[action_for_keys({"up", "right"}, hg)] == "forward_right"
+    assert names[action_for_keys({"w", "x"}, hg)] == "forward"  # unknown keys are ignored
+    assert names[action_for_keys({"w", "s"}, hg)] == "forward"  # no backward here
+    tc = get_scenario("take_cover")
+    assert buttons_for_keys({"left"}, tc) == {"MOVE_LEFT"}
+
+
+def _run(mode: str, steps: int, policy: str = "random", on_frame=None, record=None):
+    model = None if mode == "real" else tiny_world_model()
+    session = PlaySession("health_gathering", mode, model, seed=1)
+    scenario = session.scenario
+    controller = Controller(policy, len(scenario.actions), list(scenario.action_names), 0, None)
+    try:
+        return run(
+            session,
+            PlayOptions(headless=True, steps=steps, fps=0, record=record),
+            controller,
+            on_frame,
+        )
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("mode", ["dream", "real", "side-by-side"])
+def test_headless_session_of_50_steps(mode: str) -> None:
+    summary = _run(mode, 50)
+    assert summary.steps == 50
+    assert summary.frames >= 51  # the start frame, then one per step (more after restarts)
+    assert len(summary.frame_times) == summary.frames and summary.median_fps() > 0
+
+
+def test_posted_key_events_drive_the_dream(tmp_path: Path) -> None:
+    def hold_forward_left(frame: int) -> None:
+        if frame == 2:
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_w))
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_LEFT))
+        if frame == 6:
+            pygame.event.post(pygame.event.Event(pygame.KEYUP, key=pygame.K_w))
+
+    record = tmp_path / "keys.mp4"
+    _run("dream", 8, policy="human", on_frame=hold_forward_left, record=record)
+    log = json.loads((tmp_path / "keys.actions.json").read_text())
+    names = [s["action_name"] for s in log["steps"]]
+    assert names[0] == "noop" and "forward_left" in names and names[-1] == "turn_left"
+
+
+def test_recording_is_a_playable_mp4_with_one_frame_per_shown_frame(tmp_path: Path) -> None:
+    record = tmp_path / "session.mp4"
+    summary = _run("side-by-side", 12, record=record)
+    reader = imageio.get_reader(record)
+    assert reader.count_frames() == summary.frames
+    width, height = reader.get_meta_data()["size"]
+    assert width > height > 64 * 8  # two panes side by side plus the HUD
+    log = json.loads(record.with_name("session.actions.json").read_text())
+    assert log["frames"] == summary.frames and len(log["steps"]) == 12
+    assert log["env"] == "health_gathering" and log["mode"] == "side-by-side"
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "play.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_cli_plays_headless_and_replays_a_recording(tiny_model_path: Path, tmp_path: Path) -> None:
+    record = tmp_path / "a.gif"
+    first = _cli(
+        "--checkpoint",
+        str(tiny_model_path),
+        "--headless",
+        "--steps",
+        "10",
+        "--mode",
+        "side-by-side",
+        "--record",
+        str(record),
+    )
+    assert first.returncode == 0, first.stderr
+    assert "fps" in first.stdout and record.exists()
+    replay = _cli(
+        "--checkpoint",
+        str(tiny_model_path),
+        "--headless",
+        "--mode",
+        "side-by-side",
+        "--policy",
+        f"script:{tmp_path / 'a.actions.json'}",
+        "--record",
+        str(tmp_path / "b.gif"),
+    )
+    assert replay.returncode == 0, replay.stderr
+    a = json.loads((tmp_path / "a.actions.json").read_text())["steps"]
+    b = json.loads((tmp_path / "b.actions.json").read_text())["steps"]
+    assert [s["action"] for s in a] == [s["action"] for s in b]
+    assert [s["reward_pred"] for s in a] == [s["reward_pred"] for s in b]  # same dream
+
+
+def test_no_display_is_a_clear_error_not_a_hang(tiny_model_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
+    }
+    result = _cli("--checkpoint", str(tiny_model_path), env=env)
+    assert result.returncode == 2 and "--headless" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env", "battle"], "unknown env 'battle'"),
+        (["--device", "cuda"], "no CUDA GPU"),
+        (["--env", "take_cover"], "trained on 'health_gathering', not 'take_cover'"),
+        (["--record", "x.avi"], ".mp4 or .gif"),
+        (["--policy", "script:missing.txt"], "missing.txt"),
+    ],
+)
+def test_bad_input_gets_a_one_line_error(
+    tiny_model_path: Path, args: list[str], message: str
+) -> None:
+    if args[0] == "--device" and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = _cli("--checkpoint", str(tiny_model_path), "--headless", "--steps", "2", *args)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_model_says_how_to_make_one(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "play.py"), "--env", "basic", "--headless"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "train.py --env basic --quickstart" in result.stderr
