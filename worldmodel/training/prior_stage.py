@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,9 @@ from torch import nn
 from worldmodel.checkpoint import CheckpointError, load_checkpoint
 from worldmodel.config import PriorConfig, VQVAEConfig, from_dict, to_dict
 from worldmodel.data import EpisodeStore
+from worldmodel.evaluation.teacher import eval_windows, teacher_forced_metrics
 from worldmodel.frames import to_model
-from worldmodel.gpt import Prior, symexp
+from worldmodel.gpt import Prior
 from worldmodel.sampling import Dreamer, SamplingConfig
 from worldmodel.training.codes import CodeSet, cached_codes
 from worldmodel.training.media import clip_grid, write_gif
@@ -33,35 +33,6 @@ def load_tokenizer(path: Path, env: str, device: torch.device) -> tuple[VQVAE, d
     model = VQVAE(from_dict(VQVAEConfig, blob["config"]))
     model.load_state_dict(blob["model"])
     return model.to(device).eval(), blob
-
-
-def eval_windows(codes: CodeSet, steps: int, limit: int) -> tuple[list[int], np.ndarray]:
-    """Windows that score every step of every episode once, and which steps of each to score:
-    (starts, mask (n, steps) bool). Step 0 of a window has no context and is never scored, so
-    windows overlap by one step. Thinned to ``limit`` windows, always keeping each episode's
-    last window (where the endings are)."""
-    regular: list[tuple[int, np.ndarray]] = []
-    last: list[tuple[int, np.ndarray]] = []
-    full = np.ones(steps, dtype=bool)
-    full[0] = False
-    for s, n in zip(codes.starts, codes.lengths, strict=True):
-        if n < steps:
-            continue
-        windows = [(w, full) for w in range(s, s + n - steps + 1, steps - 1)]
-        covered = windows[-1][0] + steps - 1  # last step the regular windows score
-        final = s + n - steps
-        if covered < s + n - 1:
-            tail = np.zeros(steps, dtype=bool)
-            tail[covered - final + 1 :] = True
-            windows.append((final, tail))
-        regular += windows[:-1]
-        last.append(windows[-1])
-    if len(regular) + len(last) > limit:
-        keep = max(0, limit - len(last))
-        idx = np.linspace(0, len(regular) - 1, keep).round().astype(int) if keep else []
-        regular = [regular[i] for i in idx]
-    chosen = sorted(regular + last, key=lambda w: w[0])
-    return [w for w, _ in chosen], np.stack([m for _, m in chosen])
 
 
 class PriorStage:
@@ -148,35 +119,12 @@ class PriorStage:
 
     @torch.no_grad()
     def evaluate(self, step: int) -> dict[str, float]:
-        model, c = self.model, self.config
-        ce_sum, tokens = 0.0, 0
-        pred_r, true_r, pred_d, true_d = [], [], [], []
-        for i in range(0, len(self.eval_index), 32):
-            starts = np.array(self.eval_index[i : i + 32])
-            batch = self._batch("val", self.val_codes, starts)
-            out = model(
-                batch["codes"], batch["actions"] if c.n_actions else None, batch["cond_frames"]
-            )
-            ce = torch.nn.functional.cross_entropy(
-                out.logits.flatten(0, 1), batch["codes"].reshape(-1), reduction="sum"
-            )
-            ce_sum += float(ce)
-            tokens += batch["codes"].numel()
-            mask = torch.as_tensor(self.eval_mask[i : i + 32], device=self.device)
-            pred_r.append(symexp(out.reward[mask]).cpu())
-            true_r.append(batch["rewards"][mask].cpu())
-            pred_d.append(torch.sigmoid(out.done_logit[mask]).cpu())
-            true_d.append(batch["dones"][mask].cpu())
-        r_hat, r = torch.cat(pred_r), torch.cat(true_r).float()
-        d_hat, d = torch.cat(pred_d) > 0.5, torch.cat(true_d)
-        tp = int((d_hat & d).sum())
-        metrics = {
-            "bits_per_dim": ce_sum / tokens / math.log(2),
-            "reward_mae": float((r_hat - r).abs().mean()),
-            "done_precision": tp / max(1, int(d_hat.sum())),
-            "done_recall": tp / max(1, int(d.sum())),
-            "done_events": int(d.sum()),
-        }
+        frames = None
+        if self.config.frame_cond:
+            frames = lambda starts: self._cond_frames("val", self.val_codes, starts)  # noqa: E731
+        metrics = teacher_forced_metrics(
+            self.model, self.val_codes, self.eval_index, self.eval_mask, self.device, frames
+        )
         self._dream_gif(step)
         return metrics
 

@@ -1,0 +1,1 @@
+"""Measuring the world model: fidelity, FVD, action-following, reward and termination."""
