@@ -11,7 +11,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 I3D_WEIGHTS = ROOT.parent / "shared" / "data" / "i3d" / "i3d_kinetics400_tfhub_rgb.pt"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Tests run small models whose cost is per-op overhead: one thread is fastest, and it does not
+# collapse when the other core is busy (two threads made tiny dreams ~100x slower then).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

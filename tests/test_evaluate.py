@@ -34,8 +34,13 @@ def test_quick_evaluation_writes_the_report(hg_dataset: Path, tmp_path: Path) ->
     config = EvalConfig(split="test", clips=2, horizon=9, idm_steps=10, idm_transitions=20)
     out = tmp_path / "report"
     metrics = evaluate(tiny_world_model(), hg_dataset, out, I3D_WEIGHTS, config, progress=False)
-    for name in ("report.md", "metrics.json", "psnr_horizon.png", "real_vs_dream.gif",
-                 "reconstruction.gif"):
+    for name in (
+        "report.md",
+        "metrics.json",
+        "psnr_horizon.png",
+        "real_vs_dream.gif",
+        "reconstruction.gif",
+    ):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["fvd"]["clips"] == 2 and saved["fvd"]["dream_vs_real"] > 0
@@ -54,12 +59,26 @@ def test_quick_evaluation_writes_the_report(hg_dataset: Path, tmp_path: Path) ->
         (["--data", "nowhere"], "collect.py"),
     ],
 )
-def test_evaluate_cli_bad_input(tiny_model_path: Path, hg_dataset: Path, tmp_path: Path,
-                                args: list[str], message: str) -> None:
+def test_evaluate_cli_bad_input(
+    tiny_model_path: Path, hg_dataset: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "evaluate.py"), "--checkpoint", str(tiny_model_path),
-         "--data", str(hg_dataset), "--quick", "--out", str(tmp_path / "r"), *args],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            str(ROOT / "evaluate.py"),
+            "--checkpoint",
+            str(tiny_model_path),
+            "--data",
+            str(hg_dataset),
+            "--quick",
+            "--out",
+            str(tmp_path / "r"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
