@@ -1,9 +1,10 @@
 """Train the world model: python train.py --env health_gathering --stage all --preset cpu
 
 Stages: ``vqvae`` (the tokenizer), ``prior`` (the action-conditioned GPT over its codes; needs
-a trained tokenizer in --out), ``all`` (both in turn). Checkpoints, TensorBoard logs and
-sample GIFs go to --out (default runs/ENV-PRESET). Multi-GPU: torchrun --nproc_per_node N
-train.py ... (the same flags).
+a trained tokenizer in --out), ``all`` (both in turn), ``agent`` (PPO trained only inside the
+dream, then scored in the real game next to PPO trained in the real game for as many steps).
+Checkpoints, TensorBoard logs and sample GIFs go to --out (default runs/ENV-PRESET).
+Multi-GPU: torchrun --nproc_per_node N train.py ... (the same flags).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from worldmodel.training.overrides import apply_overrides
 from worldmodel.training.presets import TRAIN_PRESETS
 from worldmodel.world_model import export_world_model
 
-STAGES = ("vqvae", "prior", "all")
+STAGES = ("vqvae", "prior", "all", "agent")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,6 +55,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a model config field, e.g. --set vqvae.attention=false",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    agent = p.add_argument_group("--stage agent")
+    agent.add_argument("--checkpoint", type=Path, help="world model (default: OUT/worldmodel.pt)")
+    agent.add_argument("--agent-steps", type=int, default=50_000, help="PPO env steps")
+    agent.add_argument("--agent-envs", type=int, default=16, help="dreams (or games) at once")
+    agent.add_argument("--episodes", type=int, default=50, help="real-game evaluation episodes")
+    agent.add_argument(
+        "--no-baseline", action="store_true", help="skip the PPO agent trained in the real game"
+    )
     add_dataclass_flags(p, TrainConfig)
     return p.parse_args(argv)
 
@@ -123,6 +132,34 @@ def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
     return metrics
 
 
+def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
+    from agents.dream_agent import compare
+    from agents.ppo import PPOConfig
+
+    if args.agent_steps <= 0 or args.agent_envs <= 0 or args.episodes <= 0:
+        raise UserError("--agent-steps, --agent-envs and --episodes must be positive")
+    checkpoint = args.checkpoint or out / "worldmodel.pt"
+    if not checkpoint.exists():
+        raise UserError(
+            f"no world model at {checkpoint}; train one first: python train.py "
+            f"--env {args.env} --stage all --out {out}"
+        )
+    config = PPOConfig(steps=args.agent_steps, n_envs=args.agent_envs)
+    results = compare(
+        checkpoint,
+        data,
+        args.env,
+        out / "agents",
+        config,
+        args.episodes,
+        not args.no_baseline,
+        str(runtime.device),
+        not args.quiet,
+    )
+    print((out / "agents" / "agents.md").read_text())
+    return {r.name: r.mean for r in results}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out = args.out or Path("runs") / f"{args.env}-{args.preset}"
@@ -137,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
             results["vqvae"] = run_vqvae(args, runtime, out, data)
         if args.stage in ("prior", "all"):
             results["prior"] = run_prior(args, runtime, out, data)
+        if args.stage == "agent":
+            results["agent"] = run_agent(args, runtime, out, data)
     except (UserError, DatasetError, CheckpointError, UnknownEnvError) as e:
         fail(str(e))
     except KeyboardInterrupt:
