@@ -15,17 +15,8 @@ import argparse
 from pathlib import Path
 
 from agents import UnknownEnvError, get_scenario
-from agents.collect import CollectConfig, check_compatible, collect
-from agents.policies import Policy, RandomPolicy
-from agents.ppo import (
-    DEFAULT_AGENTS_DIR,
-    AgentError,
-    PPOConfig,
-    default_agent_path,
-    evaluate_returns,
-    load_agent,
-    train_ppo,
-)
+from agents.collect import CollectConfig, check_compatible, collect, make_policy
+from agents.ppo import DEFAULT_AGENTS_DIR, AgentError, PPOConfig
 from worldmodel.cli import add_dataclass_flags, dataclass_from_args, fail
 from worldmodel.data import DatasetError
 
@@ -50,36 +41,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def resolve_policy(config: CollectConfig, args: argparse.Namespace) -> Policy:
-    n_actions = len(get_scenario(config.env).actions)
-    if config.policy == "random":
-        return RandomPolicy(n_actions, seed=config.seed)
-    if config.policy == "ppo":
-        path = default_agent_path(config.env, args.agents_dir)
-        if not path.exists():
-            print(
-                f"no PPO agent for {config.env} at {path}: training one "
-                f"({args.agent_steps} steps, TensorBoard logs in {path.parent / 'tb'})"
-            )
-            train_ppo(
-                config.env,
-                path,
-                PPOConfig(steps=args.agent_steps, seed=config.seed),
-                tensorboard_dir=path.parent / "tb",
-                progress_bar=not args.quiet,
-            )
-            agent = load_agent(path, config.env)
-            agent_r = evaluate_returns(agent, config.env, 20)
-            random_r = evaluate_returns(RandomPolicy(n_actions, seed=1), config.env, 20)
-            print(
-                f"agent return {agent_r.mean():.0f} ± {agent_r.std():.0f} vs random "
-                f"{random_r.mean():.0f} ± {random_r.std():.0f} (20 episodes each)"
-            )
-    else:
-        path = Path(config.policy)
-    return load_agent(path, config.env, seed=config.seed)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = dataclass_from_args(CollectConfig, args)
@@ -91,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         if not 0.0 <= config.epsilon <= 1.0 or config.sticky_mean < 1.0:
             raise ValueError("--epsilon must be in [0, 1] and --sticky-mean >= 1")
         check_compatible(out, config)
-        policy = resolve_policy(config, args)
+        agent = PPOConfig(steps=args.agent_steps, seed=config.seed)
+        policy = make_policy(config, args.agents_dir, agent, not args.quiet)
     except (UnknownEnvError, DatasetError, AgentError, ValueError) as e:
         fail(str(e))
     result = collect(out, config, policy, progress=not args.quiet)

@@ -16,22 +16,15 @@ from pathlib import Path
 
 import torch
 
+from agents.ppo import AgentError
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.cli import UserError, add_dataclass_flags, dataclass_from_args, fail
-from worldmodel.config import (
-    PRESETS,
-    PRIOR_PRESETS,
-    VQVAE_PRESETS,
-    VQVAEConfig,
-    from_dict,
-    prior_config_for,
-)
+from worldmodel.config import PRESETS
 from worldmodel.data import DatasetError
-from worldmodel.training.loop import Runtime, TrainConfig, setup_runtime, train
-from worldmodel.training.overrides import apply_overrides
+from worldmodel.training.loop import Runtime, TrainConfig, setup_runtime
 from worldmodel.training.presets import TRAIN_PRESETS
-from worldmodel.world_model import export_world_model
+from worldmodel.training.run import train_prior, train_tokenizer
 
 STAGES = ("vqvae", "prior", "all", "agent")
 
@@ -55,6 +48,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a model config field, e.g. --set vqvae.attention=false",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    quick = p.add_argument_group("--quickstart")
+    quick.add_argument(
+        "--quickstart",
+        action="store_true",
+        help="from nothing: agent, data, tokenizer, prior, quick evaluation",
+    )
+    quick.add_argument("--i3d", type=Path, help="I3D weights, to report FVD in the evaluation")
+    quick.add_argument(
+        "--agents-dir",
+        type=Path,
+        default=Path("runs/agents"),
+        help="where trained agents live: AGENTS_DIR/ENV/ppo.pt",
+    )
     agent = p.add_argument_group("--stage agent")
     agent.add_argument("--checkpoint", type=Path, help="world model (default: OUT/worldmodel.pt)")
     agent.add_argument("--agent-steps", type=int, default=50_000, help="PPO env steps")
@@ -75,61 +81,31 @@ def train_config(args: argparse.Namespace, stage: str) -> TrainConfig:
 
 
 def run_vqvae(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
-    from worldmodel.training.vqvae_stage import VQVAEStage
-
-    config = apply_overrides(VQVAE_PRESETS[args.preset], "vqvae", args.overrides)
-    tconfig = train_config(args, "vqvae")
-    stage = VQVAEStage(
+    return train_tokenizer(
         args.env,
         data,
-        config,
-        args.preset,
         out,
-        runtime.device,
-        args.resume,
-        workers=tconfig.num_workers,
-    )
-    return train(
-        stage,
-        tconfig,
-        out / "vqvae.pt",
+        args.preset,
+        train_config(args, "vqvae"),
         runtime,
-        resume=args.resume,
-        log_dir=out / "tb" / "vqvae",
-        progress=not args.quiet,
+        args.overrides,
+        args.resume,
+        not args.quiet,
     )
 
 
 def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
-    from worldmodel.checkpoint import load_checkpoint
-    from worldmodel.training.prior_stage import PriorStage
-
-    tokenizer = out / "vqvae.pt"
-    if not tokenizer.exists():
-        raise UserError(
-            f"no tokenizer at {tokenizer}; train it first: python train.py --env {args.env} "
-            f"--stage vqvae --preset {args.preset} --out {out}"
-        )
-    blob = load_checkpoint(tokenizer, "vqvae", args.env)
-    vq_config = from_dict(VQVAEConfig, blob["config"])
-    base = prior_config_for(PRIOR_PRESETS[args.preset], vq_config, len(blob["action_names"]))
-    config = apply_overrides(base, "prior", args.overrides)
-    tconfig = train_config(args, "prior")
-    stage = PriorStage(
-        args.env, data, config, args.preset, out, runtime.device, progress=not args.quiet
-    )
-    metrics = train(
-        stage,
-        tconfig,
-        out / "prior.pt",
+    return train_prior(
+        args.env,
+        data,
+        out,
+        args.preset,
+        train_config(args, "prior"),
         runtime,
-        resume=args.resume,
-        log_dir=out / "tb" / "prior",
-        progress=not args.quiet,
+        args.overrides,
+        args.resume,
+        not args.quiet,
     )
-    if runtime.main:
-        export_world_model(out / "prior.pt", out / "worldmodel.pt")
-    return metrics
 
 
 def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
@@ -160,6 +136,17 @@ def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
     return {r.name: r.mean for r in results}
 
 
+def run_quickstart(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> None:
+    from agents.quickstart import QuickstartPlan, quickstart
+
+    if args.preset == "paper":
+        raise UserError("--quickstart is for CPU presets (cpu, tiny); train paper size by stage")
+    if args.i3d is not None and not args.i3d.is_file():
+        raise UserError(f"--i3d {args.i3d}: no such file")
+    plan = QuickstartPlan.tiny() if args.preset == "tiny" else QuickstartPlan()
+    quickstart(args.env, data, out, runtime, plan, args.agents_dir, args.i3d, not args.quiet)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out = args.out or Path("runs") / f"{args.env}-{args.preset}"
@@ -170,13 +157,16 @@ def main(argv: list[str] | None = None) -> None:
             torch.set_num_threads(args.threads)
         runtime = setup_runtime(args.device)
         results = {}
+        if args.quickstart:
+            run_quickstart(args, runtime, out, data)
+            return
         if args.stage in ("vqvae", "all"):
             results["vqvae"] = run_vqvae(args, runtime, out, data)
         if args.stage in ("prior", "all"):
             results["prior"] = run_prior(args, runtime, out, data)
         if args.stage == "agent":
             results["agent"] = run_agent(args, runtime, out, data)
-    except (UserError, DatasetError, CheckpointError, UnknownEnvError) as e:
+    except (UserError, DatasetError, CheckpointError, UnknownEnvError, AgentError) as e:
         fail(str(e))
     except KeyboardInterrupt:
         print(

@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from agents.collect_worker import WorkerGroup
 from agents.doom_env import FRAME_SKIP, RESOLUTION
-from agents.policies import Policy, StickyExploration
+from agents.policies import Policy, RandomPolicy, StickyExploration
+from agents.ppo import PPOConfig, default_agent_path, evaluate_returns, load_agent, train_ppo
 from agents.scenarios import get_scenario
 from worldmodel.data import (
     MANIFEST,
@@ -118,6 +119,42 @@ def open_dataset(out: Path, config: CollectConfig) -> tuple[Manifest, list[int]]
         fresh.action_counts = [a + int(b) for a, b in zip(fresh.action_counts, counts, strict=True)]
     write_manifest(out, fresh)
     return fresh, missing
+
+
+def make_policy(
+    config: CollectConfig,
+    agents_dir: Path,
+    agent: PPOConfig,
+    progress: bool = True,
+    report_episodes: int = 20,
+) -> Policy:
+    """The policy ``config.policy`` names: random, an agent file, or ``ppo`` (the env's agent in
+    ``agents_dir``, trained first with ``agent`` if there is none yet, and then scored against
+    a random policy over ``report_episodes`` episodes each)."""
+    n_actions = len(get_scenario(config.env).actions)
+    if config.policy == "random":
+        return RandomPolicy(n_actions, seed=config.seed)
+    if config.policy != "ppo":
+        return load_agent(Path(config.policy), config.env, seed=config.seed)
+    path = default_agent_path(config.env, agents_dir)
+    if not path.exists():
+        print(
+            f"no PPO agent for {config.env} at {path}: training one ({agent.steps} steps, "
+            f"TensorBoard logs in {path.parent / 'tb'})"
+        )
+        train_ppo(
+            config.env, path, agent, tensorboard_dir=path.parent / "tb", progress_bar=progress
+        )
+        if report_episodes > 0:
+            agent_r = evaluate_returns(load_agent(path, config.env), config.env, report_episodes)
+            random_r = evaluate_returns(
+                RandomPolicy(n_actions, seed=1), config.env, report_episodes
+            )
+            print(
+                f"agent return {agent_r.mean():.0f} ± {agent_r.std():.0f} vs random "
+                f"{random_r.mean():.0f} ± {random_r.std():.0f} ({report_episodes} episodes each)"
+            )
+    return load_agent(path, config.env, seed=config.seed)
 
 
 @dataclass

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from worldmodel.checkpoint import CheckpointError, load_checkpoint
+from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, VQVAEConfig, from_dict, prior_config_for
+from worldmodel.training.loop import Runtime, TrainConfig, train
+from worldmodel.training.prior_stage import PriorStage
+from worldmodel.training.vqvae_stage import VQVAEStage
+from worldmodel.vqvae import VQVAE
+from worldmodel.world_model import WorldModel, export_world_model
+
+CPU = Runtime(torch.device("cpu"))
+CONFIG = TrainConfig(steps=6, batch_size=2, lr=1e-3, warmup=2, eval_every=100, save_every=2)
+
+
+class Crash(Exception):
+    """Stands in for a kill: the run stops without saving."""
+
+
+def crash_after(stage, n: int):
+    batches = stage.batches
+
+    def crashing(*args):
+        for i, batch in enumerate(batches(*args)):
+            if i == n:
+                raise Crash
+            yield batch
+
+    stage.batches = crashing
+    return stage
+
+
+def vqvae_stage(data: Path, out: Path, resume: bool = False, **changes) -> VQVAEStage:
+    # No dead-code restarts: float noise between processes could flip a restart decision at
+    # the threshold, and a restart draws random codes (the restarts have their own tests).
+    config = dataclasses.replace(VQVAE_PRESETS["tiny"], restart_threshold=0.0, **changes)
+    torch.manual_seed(0)  # as train.py does: the initial weights are part of the run
+    return VQVAEStage(
+        "health_gathering", data, config, "tiny", out, CPU.device, resume, eval_clips=4
+    )
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path, ("vqvae", "prior"))["model"]
+
+
+def assert_same_run(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    """Equal up to float noise: oneDNN picks kernels by buffer alignment, so two processes
+    are not bitwise equal, but another data order or random state differs by ~0.1."""
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(
+            a[key].float(),
+            b[key].float(),
+            rtol=1e-4,
+            atol=1e-5,
+            msg=lambda m, key=key: f"{key}: {m}",
+        )
+
+
+def test_tokenizer_resume_after_a_kill_continues_the_same_run(hg_dataset: Path, tmp_path: Path):
+    straight = tmp_path / "straight"
+    train(vqvae_stage(hg_dataset, straight), CONFIG, straight / "vqvae.pt", CPU, progress=False)
+    killed = tmp_path / "killed"
+    with pytest.raises(Crash):  # dies during step 5: the last checkpoint is from step 4
+        train(
+            crash_after(vqvae_stage(hg_dataset, killed), 4),
+            CONFIG,
+            killed / "vqvae.pt",
+            CPU,
+            progress=False,
+        )
+    assert load_checkpoint(killed / "vqvae.pt", "vqvae")["step"] == 4
+    train(
+        vqvae_stage(hg_dataset, killed, resume=True),
+        CONFIG,
+        killed / "vqvae.pt",
+        CPU,
+        resume=True,
+        progress=False,
+    )
+    assert_same_run(weights(straight / "vqvae.pt"), weights(killed / "vqvae.pt"))
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(hg_dataset: Path, tmp_path: Path):
+    stage = vqvae_stage(hg_dataset, tmp_path)
+    train(stage, dataclasses.replace(CONFIG, steps=2), tmp_path / "vqvae.pt", CPU, progress=False)
+    blob = torch.load(tmp_path / "vqvae.pt", weights_only=True)  # no code runs on load
+    assert blob["format_version"] == 1 and blob["kind"] == "vqvae" and blob["step"] == 2
+    assert {"model", "optimizer", "rng", "config", "train_config", "env"} <= blob.keys()
+    loaded = VQVAE(from_dict(VQVAEConfig, blob["config"]))
+    loaded.load_state_dict(blob["model"])
+    x = torch.rand(1, 3, 4, 64, 64) - 0.5
+    stage.model.eval()
+    loaded.eval()
+    torch.testing.assert_close(
+        loaded.decode(loaded.encode(x)), stage.model.decode(stage.model.encode(x))
+    )
+
+
+def test_checkpoints_are_refused_when_they_do_not_fit(hg_dataset: Path, tmp_path: Path):
+    train(
+        vqvae_stage(hg_dataset, tmp_path),
+        dataclasses.replace(CONFIG, steps=2),
+        tmp_path / "vqvae.pt",
+        CPU,
+        progress=False,
+    )
+    with pytest.raises(CheckpointError, match="--resume"):  # nothing is overwritten
+        train(vqvae_stage(hg_dataset, tmp_path), CONFIG, tmp_path / "vqvae.pt", CPU, progress=False)
+    with pytest.raises(CheckpointError, match="hidden"):
+        train(
+            vqvae_stage(hg_dataset, tmp_path, resume=True, hidden=32),
+            CONFIG,
+            tmp_path / "vqvae.pt",
+            CPU,
+            resume=True,
+            progress=False,
+        )
+    with pytest.raises(CheckpointError, match="not 'take_cover'"):
+        load_checkpoint(tmp_path / "vqvae.pt", "vqvae", env="take_cover")
+    with pytest.raises(CheckpointError, match="holds a 'vqvae' model"):
+        WorldModel.load(tmp_path / "vqvae.pt")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes((tmp_path / "vqvae.pt").read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(broken, "vqvae")
+
+
+def test_prior_trains_resumes_and_exports_a_world_model(hg_dataset: Path, tmp_path: Path):
+    train(
+        vqvae_stage(hg_dataset, tmp_path),
+        dataclasses.replace(CONFIG, steps=2),
+        tmp_path / "vqvae.pt",
+        CPU,
+        progress=False,
+    )
+    config = prior_config_for(PRIOR_PRESETS["tiny"], VQVAE_PRESETS["tiny"], 6)
+
+    def stage() -> PriorStage:
+        torch.manual_seed(0)
+        return PriorStage(
+            "health_gathering",
+            hg_dataset,
+            config,
+            "tiny",
+            tmp_path,
+            CPU.device,
+            eval_limit=8,
+            progress=False,
+        )
+
+    straight = tmp_path / "straight.pt"
+    metrics = train(stage(), CONFIG, straight, CPU, progress=False)
+    assert {"bits_per_dim", "reward_mae", "done_precision", "done_recall"} <= metrics.keys()
+    killed = tmp_path / "prior.pt"
+    with pytest.raises(Crash):
+        train(crash_after(stage(), 3), CONFIG, killed, CPU, progress=False)
+    train(stage(), CONFIG, killed, CPU, resume=True, progress=False)
+    assert_same_run(weights(straight), weights(killed))
+    assert (tmp_path / "codes_train.npz").exists() and (tmp_path / "samples").is_dir()
+    export_world_model(killed, tmp_path / "worldmodel.pt", half=True)
+    model = WorldModel.load(tmp_path / "worldmodel.pt", "health_gathering")
+    assert model.action_names[1] == "forward"
+    assert next(model.prior.parameters()).dtype == torch.float32  # fp16 on disk, fp32 in use

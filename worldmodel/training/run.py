@@ -1,0 +1,86 @@
+"""Train one stage of the world model into a run folder (what train.py and the quickstart call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from worldmodel.checkpoint import load_checkpoint
+from worldmodel.cli import UserError
+from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, VQVAEConfig, from_dict, prior_config_for
+from worldmodel.training.loop import Runtime, TrainConfig, train
+from worldmodel.training.overrides import apply_overrides
+from worldmodel.world_model import export_world_model
+
+
+def train_tokenizer(
+    env: str,
+    data: Path,
+    out: Path,
+    preset: str,
+    config: TrainConfig,
+    runtime: Runtime,
+    overrides: list[str] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``out/vqvae.pt``; returns the last validation metrics."""
+    from worldmodel.training.vqvae_stage import VQVAEStage
+
+    model_config = apply_overrides(VQVAE_PRESETS[preset], "vqvae", list(overrides))
+    torch.manual_seed(config.seed)  # the initial weights are part of the run
+    stage = VQVAEStage(
+        env, data, model_config, preset, out, runtime.device, resume, workers=config.num_workers
+    )
+    return train(
+        stage,
+        config,
+        out / "vqvae.pt",
+        runtime,
+        resume=resume,
+        log_dir=out / "tb" / "vqvae",
+        progress=progress,
+    )
+
+
+def train_prior(
+    env: str,
+    data: Path,
+    out: Path,
+    preset: str,
+    config: TrainConfig,
+    runtime: Runtime,
+    overrides: list[str] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``out/prior.pt`` over the tokenizer in ``out``, then export ``out/worldmodel.pt``."""
+    from worldmodel.training.prior_stage import PriorStage
+
+    tokenizer = out / "vqvae.pt"
+    if not tokenizer.exists():
+        raise UserError(
+            f"no tokenizer at {tokenizer}; train it first: python train.py --env {env} "
+            f"--stage vqvae --preset {preset} --out {out}"
+        )
+    blob = load_checkpoint(tokenizer, "vqvae", env)
+    base = prior_config_for(
+        PRIOR_PRESETS[preset], from_dict(VQVAEConfig, blob["config"]), len(blob["action_names"])
+    )
+    model_config = apply_overrides(base, "prior", list(overrides))
+    torch.manual_seed(config.seed)
+    stage = PriorStage(env, data, model_config, preset, out, runtime.device, progress=progress)
+    metrics = train(
+        stage,
+        config,
+        out / "prior.pt",
+        runtime,
+        resume=resume,
+        log_dir=out / "tb" / "prior",
+        progress=progress,
+    )
+    if runtime.main:
+        export_world_model(out / "prior.pt", out / "worldmodel.pt")
+    return metrics
