@@ -21,19 +21,17 @@ import torch
 from agents.play.loop import Controller, PlayOptions, run
 from agents.play.session import MODES, PlaySession
 from agents.play.window import NoDisplayError
-from agents.ppo import AgentError, default_agent_path, load_agent
+from agents.ppo import AgentError, find_agent, load_agent
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.cli import fail
-from worldmodel.world_model import WorldModel
-
-SHIPPED = Path(__file__).resolve().parent / "worldmodel" / "assets"
+from worldmodel.world_model import WorldModel, shipped_checkpoint
 
 
 def default_checkpoint(env: str) -> Path:
     """The shipped model for ``env`` if there is one, else the quickstart's output."""
-    for path in (SHIPPED / f"{env}.pt", Path("runs") / f"{env}-cpu" / "worldmodel.pt"):
-        if path.exists():
+    for path in (shipped_checkpoint(env), Path("runs") / f"{env}-cpu" / "worldmodel.pt"):
+        if path is not None and path.exists():
             return path
     raise CheckpointError(
         f"no world model for {env!r}: make one with python train.py --env {env} --quickstart, "
@@ -91,10 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             model = WorldModel.load(
                 args.checkpoint or default_checkpoint(args.env), args.env, device
             )
-        agent_path = args.agent or default_agent_path(args.env)
-        agent = load_agent(agent_path, args.env, seed=args.seed) if agent_path.exists() else None
-        if args.agent and agent is None:
-            raise AgentError(f"no agent at {args.agent}")
+        agent_path = args.agent or find_agent(args.env)
+        agent = load_agent(agent_path, args.env, seed=args.seed) if agent_path else None
         controller = Controller(
             policy, len(scenario.actions), list(scenario.action_names), args.seed, agent
         )

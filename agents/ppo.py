@@ -48,8 +48,19 @@ class PPOConfig:
     seed: int = 0
 
 
+SHIPPED_AGENTS = Path(__file__).resolve().parent / "assets"
+
+
 def default_agent_path(env_name: str, agents_dir: Path | str = DEFAULT_AGENTS_DIR) -> Path:
     return Path(agents_dir) / env_name / "ppo.pt"
+
+
+def find_agent(env_name: str, agents_dir: Path | str = DEFAULT_AGENTS_DIR) -> Path | None:
+    """The env's trained agent: one trained here first, else the one shipped, else None."""
+    for path in (default_agent_path(env_name, agents_dir), SHIPPED_AGENTS / f"{env_name}_ppo.pt"):
+        if path.is_file():
+            return path
+    return None
 
 
 def _policy_spaces(env_name: str) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:

@@ -19,6 +19,13 @@ from worldmodel.sampling import Dreamer, SamplingConfig
 from worldmodel.vqvae import VQVAE
 
 HEAD_KEYS = ("reward_head.weight", "done_head.weight")
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def shipped_checkpoint(env: str) -> Path | None:
+    """The trained model that ships with the package for ``env``, if there is one."""
+    path = ASSETS / f"{env}.pt"
+    return path if path.is_file() else None
 
 
 @dataclass
