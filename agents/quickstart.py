@@ -30,19 +30,21 @@ class QuickstartPlan:
     """What the quickstart does, and the minutes each stage is planned to take on 2 cores."""
 
     preset: str = "cpu"
-    agent: PPOConfig = field(default_factory=lambda: PPOConfig(steps=80_000))
+    # Sized from measured rates on 2 cores: PPO ~195 env steps/s, collection ~1,400 frames/s,
+    # tokenizer ~3 steps/s, prior ~1.4 steps/s (docs/BENCHMARKS.md).
+    agent: PPOConfig = field(default_factory=lambda: PPOConfig(steps=60_000))
     episodes: int = 200
-    vqvae_steps: int = 3000
-    prior_steps: int = 2500
+    vqvae_steps: int = 2500
+    prior_steps: int = 2000
     stage_minutes_cap: float = 25.0  # no stage runs longer, whatever the machine
     agent_report_episodes: int = 20  # score the new agent against random over this many
     eval_clips: int = 16
     eval_idm_steps: int = 200
     plan_minutes: tuple[tuple[str, float], ...] = (
-        ("agent", 7.0),
-        ("collect", 2.0),
-        ("tokenizer", 18.0),
-        ("prior", 22.0),
+        ("agent", 6.5),
+        ("collect", 1.5),
+        ("tokenizer", 15.0),
+        ("prior", 27.0),
         ("evaluate", 4.0),
     )
 
