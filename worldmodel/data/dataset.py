@@ -1,0 +1,152 @@
+"""Random access to windows of consecutive steps across a folder of episode files.
+
+Only the chunks a window touches are decompressed, and at most ``max_open`` files are held
+open, so memory stays bounded however large the dataset is.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from worldmodel.data.episode import CorruptEpisodeError, Episode, open_episode, read_episode
+from worldmodel.data.manifest import DatasetError, EpisodeEntry, Manifest, load_manifest
+
+
+class EpisodeStore:
+    """The episodes of one split of a dataset folder, opened lazily.
+
+    Files that are missing or damaged are reported by name and skipped (``on_corrupt="skip"``)
+    or refused (``on_corrupt="raise"``), here at construction or later at first read, so that
+    a long training run never stops halfway because of one bad file.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        split: str = "train",
+        env: str | None = None,
+        on_corrupt: str = "skip",
+        max_open: int = 32,
+    ) -> None:
+        if on_corrupt not in ("skip", "raise"):
+            raise ValueError(f"on_corrupt must be 'skip' or 'raise', not {on_corrupt!r}")
+        self.root = Path(root)
+        self.manifest: Manifest = load_manifest(self.root, env)
+        self.on_corrupt = on_corrupt
+        self.max_open = max_open
+        self._open: OrderedDict[int, h5py.File] = OrderedDict()
+        self.entries: list[EpisodeEntry] = []
+        self.skipped: list[str] = []
+        for entry in self.manifest.split(split):
+            try:
+                open_episode(self.root / entry.file).close()
+            except (CorruptEpisodeError, FileNotFoundError) as e:
+                self._report(str(e))
+                continue
+            self.entries.append(entry)
+        if not self.entries:
+            raise DatasetError(f"{self.root} has no readable {split!r} episodes")
+
+    def _report(self, message: str) -> None:
+        if self.on_corrupt == "raise":
+            raise DatasetError(f"corrupt episode file in {self.root}: {message}")
+        self.skipped.append(message)
+        warnings.warn(f"skipping {message}", stacklevel=3)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getstate__(self) -> dict[str, Any]:  # open HDF5 handles cannot cross processes
+        state = self.__dict__.copy()
+        state["_open"] = OrderedDict()
+        return state
+
+    def _file(self, pos: int) -> h5py.File:
+        f = self._open.pop(pos, None)
+        if f is None:
+            f = open_episode(self.root / self.entries[pos].file)
+            if len(self._open) >= self.max_open:
+                self._open.popitem(last=False)[1].close()
+        self._open[pos] = f
+        return f
+
+    def read(self, pos: int, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Frames ``start:stop`` of episode ``pos`` and the steps that led into them.
+
+        Returns ``frames`` (L, H, W, 3) uint8 and, aligned to each frame, ``actions`` (L,)
+        int64: the action taken just before that frame (-1 for an episode's first frame),
+        ``rewards`` (L,) float32 received on that step, ``terminated``/``truncated`` (L,) bool:
+        whether the episode ended on arriving at that frame.
+        """
+        f = self._file(pos)
+        lo = max(start - 1, 0)
+        frames = f["frames"][start:stop]
+        pad = 1 if start == 0 else 0
+        steps = {k: f[k][lo : stop - 1] for k in ("actions", "rewards", "terminated", "truncated")}
+        fill = {"actions": -1, "rewards": 0.0, "terminated": False, "truncated": False}
+        out = {"frames": frames}
+        for key, value in steps.items():
+            head = np.full(pad, fill[key], dtype=value.dtype)
+            out[key] = np.concatenate([head, value])
+        out["actions"] = out["actions"].astype(np.int64)
+        return out
+
+    def episode(self, pos: int) -> Episode:
+        return read_episode(self.root / self.entries[pos].file)
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+
+class WindowDataset:
+    """Every window of ``window`` consecutive frames in a split, as a map-style dataset.
+
+    Item ``i`` is a dict of numpy arrays (see :meth:`EpisodeStore.read`), plus ``episode``
+    (the episode index) and ``start`` (the first frame's index in it).
+    """
+
+    def __init__(self, store: EpisodeStore, window: int) -> None:
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        self.store = store
+        self.window = window
+        counts = np.array([max(0, e.length + 2 - window) for e in store.entries])
+        if counts.sum() == 0:
+            raise DatasetError(f"no episode in {store.root} has {window} frames")
+        self._ends = np.cumsum(counts)
+        self._bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """(episode position in the store, start frame) of window ``i``."""
+        pos = int(np.searchsorted(self._ends, i, side="right"))
+        start = i - (int(self._ends[pos - 1]) if pos else 0)
+        return pos, start
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        for _ in range(len(self.store)):
+            pos, start = self.locate(i)
+            if pos not in self._bad:
+                try:
+                    item = self.store.read(pos, start, start + self.window)
+                except (OSError, CorruptEpisodeError) as e:
+                    self._bad.add(pos)
+                    self.store._report(f"{self.store.entries[pos].file}: unreadable ({e})")
+                else:
+                    item["episode"] = self.store.entries[pos].index
+                    item["start"] = start
+                    return item
+            # a damaged episode: use the same offset in the next episode instead
+            i = (i + int(self._ends[pos] - (self._ends[pos - 1] if pos else 0))) % len(self)
+        raise DatasetError(f"no readable episode left in {self.store.root}")

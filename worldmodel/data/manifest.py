@@ -1,0 +1,112 @@
+"""``manifest.json``: what a dataset folder holds, how it was collected, and its split."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worldmodel.data.episode import FORMAT_VERSION
+
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val", "test")
+SPLIT_RULE = "episode index mod 10: 0-7 train, 8 val, 9 test (8:1:1, as in the paper)"
+
+
+class DatasetError(ValueError):
+    """A dataset folder that is missing, incompatible, or not what the caller asked for."""
+
+
+def split_of(index: int) -> str:
+    """The split of episode ``index``: deterministic, and stable as a dataset grows."""
+    r = index % 10
+    return "train" if r < 8 else ("val" if r == 8 else "test")
+
+
+@dataclass
+class EpisodeEntry:
+    index: int
+    file: str
+    seed: int
+    length: int
+    ret: float
+    terminated: bool
+    truncated: bool
+
+
+@dataclass
+class Manifest:
+    """Everything a reader needs to interpret the episode files, without opening them."""
+
+    env: str
+    action_names: list[str]
+    buttons: list[str]
+    policy: str
+    epsilon: float
+    sticky_mean: float
+    seed: int
+    resolution: list[int] = field(default_factory=lambda: [64, 64])
+    render_resolution: list[int] = field(default_factory=lambda: [120, 160])
+    frame_skip: int = 4
+    format_version: int = FORMAT_VERSION
+    episodes: list[EpisodeEntry] = field(default_factory=list)
+    action_counts: list[int] = field(default_factory=list)
+
+    def split(self, name: str) -> list[EpisodeEntry]:
+        if name not in SPLITS:
+            raise DatasetError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        return [e for e in self.episodes if split_of(e.index) == name]
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        steps = sum(e.length for e in self.episodes)
+        out["counts"] = {"episodes": len(self.episodes), "steps": steps,
+                         "frames": steps + len(self.episodes)}
+        total = max(1, sum(self.action_counts))
+        out["action_frequencies"] = {
+            name: round(c / total, 4) for name, c in zip(self.action_names, self.action_counts)
+        }
+        out["split_rule"] = SPLIT_RULE
+        out["split"] = {s: [e.index for e in self.split(s)] for s in SPLITS}
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        keys = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in data.items() if k in keys}
+        kwargs["episodes"] = [EpisodeEntry(**e) for e in data.get("episodes", [])]
+        return cls(**kwargs)
+
+
+def write_manifest(root: Path, manifest: Manifest) -> None:
+    """Write ``root/manifest.json`` atomically."""
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest.to_json(), indent=1))
+    os.replace(tmp, root / MANIFEST)
+
+
+def load_manifest(root: Path | str, env: str | None = None) -> Manifest:
+    """Read ``root/manifest.json``; if ``env`` is given, refuse another env's data."""
+    root = Path(root)
+    path = root / MANIFEST
+    if not path.is_file():
+        raise DatasetError(
+            f"{root} has no {MANIFEST}; collect data first: python collect.py --out {root}"
+        )
+    try:
+        manifest = Manifest.from_json(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, KeyError) as e:
+        raise DatasetError(f"{path} is not a valid manifest ({e})") from None
+    if manifest.format_version != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path} has data format version {manifest.format_version}; "
+            f"this code reads version {FORMAT_VERSION}"
+        )
+    if env is not None and manifest.env != env:
+        raise DatasetError(
+            f"{root} holds {manifest.env!r} data, not {env!r}; pass --env {manifest.env} "
+            "or point --data at a dataset for this env"
+        )
+    return manifest
