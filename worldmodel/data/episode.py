@@ -108,7 +108,9 @@ def check_episode_file(f: h5py.File, name: str) -> int:
     try:
         version = int(f.attrs["format_version"])
         t = int(f.attrs["length"])
-        shapes = {k: f[k].shape for k in ("frames", "actions", "rewards", "terminated", "truncated")}
+        shapes = {
+            k: f[k].shape for k in ("frames", "actions", "rewards", "terminated", "truncated")
+        }
     except (KeyError, OSError, ValueError) as e:
         raise CorruptEpisodeError(f"{name}: not a complete episode file ({e})") from None
     if version != FORMAT_VERSION:

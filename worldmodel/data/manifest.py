@@ -62,12 +62,14 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         steps = sum(e.length for e in self.episodes)
-        out["counts"] = {"episodes": len(self.episodes), "steps": steps,
-                         "frames": steps + len(self.episodes)}
-        total = max(1, sum(self.action_counts))
-        out["action_frequencies"] = {
-            name: round(c / total, 4) for name, c in zip(self.action_names, self.action_counts)
+        out["counts"] = {
+            "episodes": len(self.episodes),
+            "steps": steps,
+            "frames": steps + len(self.episodes),
         }
+        total = max(1, sum(self.action_counts))
+        counts = zip(self.action_names, self.action_counts, strict=True)
+        out["action_frequencies"] = {name: round(c / total, 4) for name, c in counts}
         out["split_rule"] = SPLIT_RULE
         out["split"] = {s: [e.index for e in self.split(s)] for s in SPLITS}
         return out
