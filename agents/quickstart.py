@@ -30,8 +30,9 @@ class QuickstartPlan:
     """What the quickstart does, and the minutes each stage is planned to take on 2 cores."""
 
     preset: str = "cpu"
-    # Sized from measured rates on 2 cores: PPO ~195 env steps/s, collection ~1,400 frames/s,
-    # tokenizer ~3 steps/s, prior ~1.4 steps/s (docs/BENCHMARKS.md).
+    # Sized from measured stages on 2 cores: PPO 60k steps + scoring ~4 min, collection
+    # ~1,400 frames/s, tokenizer ~2.7 steps/s, prior ~1.3 steps/s; a timed run from nothing
+    # took 52 min (docs/BENCHMARKS.md).
     agent: PPOConfig = field(default_factory=lambda: PPOConfig(steps=60_000))
     episodes: int = 200
     vqvae_steps: int = 2500
@@ -41,11 +42,11 @@ class QuickstartPlan:
     eval_clips: int = 16
     eval_idm_steps: int = 200
     plan_minutes: tuple[tuple[str, float], ...] = (
-        ("agent", 6.5),
-        ("collect", 1.5),
-        ("tokenizer", 15.0),
-        ("prior", 27.0),
-        ("evaluate", 4.0),
+        ("agent", 4.0),
+        ("collect", 1.0),
+        ("tokenizer", 15.5),
+        ("prior", 26.0),
+        ("evaluate", 2.0),
     )
 
     @classmethod
