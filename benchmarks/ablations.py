@@ -99,6 +99,8 @@ def run_variant(which: str, overrides: list[str], out: Path, args: argparse.Name
         row["fvd_reconstruction"] = fvd_of(clips, recon, args.i3d)
     else:
         shutil.copy(args.tokenizer, out / "vqvae.pt")  # every variant dreams the same codes
+        for cache in args.tokenizer.parent.glob("codes_*.npz"):  # reused if from this tokenizer
+            shutil.copy(cache, out / cache.name)
         config = dataclasses.replace(
             TRAIN_PRESETS["prior"][args.preset], steps=args.steps, eval_every=args.steps
         )
@@ -150,10 +152,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs/ablations"))
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--only", nargs="*", help="run only the variants whose names start with these words"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rows = {}
     for name, overrides in VARIANTS[args.which].items():
+        if args.only and not any(name.startswith(word) for word in args.only):
+            continue
         out = args.out / args.which / name.split(" ")[0]
         if out.exists():
             shutil.rmtree(out)
