@@ -44,8 +44,12 @@ def load_checkpoint(
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a damaged file raises many different types
+        # torch's own message runs to several lines and suggests weights_only=False: keep one
+        # line, and never that advice (loading a file must not run code).
+        reason = type(e).__name__
         raise CheckpointError(
-            f"{path} is not a readable checkpoint ({type(e).__name__}: {e})"
+            f"{path} is damaged or not a checkpoint of this project ({reason}); "
+            "retrain it or copy it again"
         ) from None
     if not isinstance(blob, dict) or "format_version" not in blob:
         raise CheckpointError(f"{path} is not a checkpoint of this project")
