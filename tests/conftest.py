@@ -55,11 +55,15 @@ def tiny_world_model(env: str = "health_gathering", seed: int = 0):
     return WorldModel(tokenizer, prior, env, names)
 
 
-def save_world_model(model, path: Path) -> Path:
-    """Write ``model`` in the ``worldmodel.pt`` layout."""
+def save_world_model(model, path: Path, heads: bool = True) -> Path:
+    """Write ``model`` in the ``worldmodel.pt`` layout of ``export_world_model`` (``heads=False``
+    leaves out the reward and termination heads, as an older checkpoint would)."""
     from worldmodel.checkpoint import save_checkpoint
     from worldmodel.config import to_dict
 
+    weights = model.prior.state_dict()
+    if not heads:
+        weights = {k: v for k, v in weights.items() if not k.startswith(("reward_", "done_"))}
     save_checkpoint(
         path,
         {
@@ -68,7 +72,7 @@ def save_world_model(model, path: Path) -> Path:
             "preset": "tiny",
             "action_names": model.action_names,
             "config": to_dict(model.prior.config),
-            "prior": model.prior.state_dict(),
+            "prior": weights,
             "tokenizer": {
                 "config": to_dict(model.tokenizer.config),
                 "model": model.tokenizer.state_dict(),

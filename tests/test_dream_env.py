@@ -16,8 +16,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from agents import SCENARIOS, make_env
 from agents.dream_vec import SB3DreamVecEnv
-from worldmodel.checkpoint import CheckpointError, save_checkpoint
-from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, prior_config_for, to_dict
+from tests.conftest import save_world_model
+from worldmodel.checkpoint import CheckpointError
+from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, prior_config_for
 from worldmodel.data import DatasetError, EpisodeStore
 from worldmodel.dream_env import SCENARIO_NAMES, DreamEnv, VecDreamEnv
 from worldmodel.gpt import Prior
@@ -39,31 +40,6 @@ def model() -> WorldModel:
         for p in prior.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     return WorldModel(VQVAE(vq).eval(), prior.eval(), "health_gathering", ACTIONS)
-
-
-def save_world_model(model: WorldModel, path: Path, heads: bool = True) -> Path:
-    """Write ``model`` in the layout of ``export_world_model`` (optionally without its heads)."""
-    weights = model.prior.state_dict()
-    if not heads:
-        weights = {k: v for k, v in weights.items() if not k.startswith(("reward_", "done_"))}
-    save_checkpoint(
-        path,
-        {
-            "kind": "worldmodel",
-            "env": model.env,
-            "preset": "tiny",
-            "action_names": model.action_names,
-            "config": to_dict(model.prior.config),
-            "prior": weights,
-            "tokenizer": {
-                "config": to_dict(model.tokenizer.config),
-                "model": model.tokenizer.state_dict(),
-                "step": 0,
-            },
-            "step": 0,
-        },
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
