@@ -58,20 +58,19 @@ def fvd_of(real: np.ndarray, fake: np.ndarray, i3d: Path | None) -> float | None
 def run_variant(which: str, overrides: list[str], out: Path, args: argparse.Namespace) -> dict:
     runtime = Runtime(torch.device("cpu"))
     t0 = time.perf_counter()
-    if which == "attention":
-        config = dataclasses.replace(
-            TRAIN_PRESETS["vqvae"][args.preset], steps=args.steps, eval_every=args.steps
-        )
-        metrics = train_tokenizer(
-            args.env,
-            args.data,
-            out,
-            args.preset,
-            config,
-            runtime,
-            overrides,
-            progress=not args.quiet,
-        )
+    stage = "vqvae" if which == "attention" else "prior"
+    if stage == "prior":
+        shutil.copy(args.tokenizer, out / "vqvae.pt")  # every variant dreams the same codes
+        for cache in args.tokenizer.parent.glob("codes_*.npz"):  # reused if from this tokenizer
+            shutil.copy(cache, out / cache.name)
+    config = dataclasses.replace(
+        TRAIN_PRESETS[stage][args.preset], steps=args.steps, eval_every=args.steps
+    )
+    fit = train_tokenizer if stage == "vqvae" else train_prior
+    metrics = fit(
+        args.env, args.data, out, args.preset, config, runtime, overrides, progress=not args.quiet
+    )
+    if stage == "vqvae":
         from worldmodel.checkpoint import load_checkpoint
         from worldmodel.config import VQVAEConfig, from_dict
         from worldmodel.evaluation.openloop import clip_starts
@@ -98,22 +97,6 @@ def run_variant(which: str, overrides: list[str], out: Path, args: argparse.Name
         row = {k: metrics[k] for k in ("psnr", "ssim", "nmse", "perplexity")}
         row["fvd_reconstruction"] = fvd_of(clips, recon, args.i3d)
     else:
-        shutil.copy(args.tokenizer, out / "vqvae.pt")  # every variant dreams the same codes
-        for cache in args.tokenizer.parent.glob("codes_*.npz"):  # reused if from this tokenizer
-            shutil.copy(cache, out / cache.name)
-        config = dataclasses.replace(
-            TRAIN_PRESETS["prior"][args.preset], steps=args.steps, eval_every=args.steps
-        )
-        metrics = train_prior(
-            args.env,
-            args.data,
-            out,
-            args.preset,
-            config,
-            runtime,
-            overrides,
-            progress=not args.quiet,
-        )
         from worldmodel.evaluation.openloop import open_loop
         from worldmodel.world_model import WorldModel
 
