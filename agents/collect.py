@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from agents.behaviours import STYLES, HumanLikePolicy, MixturePolicy
 from agents.collect_worker import WorkerGroup
-from agents.doom_env import FRAME_SKIP, RESOLUTION
+from agents.doom_env import FRAME_SKIP, RESOLUTION, make_env
 from agents.policies import Policy, RandomPolicy, StickyExploration
 from agents.ppo import PPOConfig, default_agent_path, evaluate_returns, load_agent, train_ppo
 from agents.scenarios import get_scenario
@@ -37,7 +38,14 @@ from worldmodel.data.episode import EPISODE_GLOB, episode_index, read_episode_at
 class CollectConfig:
     env: str = field(default="health_gathering", metadata={"help": "scenario to collect"})
     episodes: int = field(default=200, metadata={"help": "episodes the dataset should hold"})
-    policy: str = field(default="ppo", metadata={"help": "ppo, random, or a path to an agent .pt"})
+    policy: str = field(
+        default="ppo",
+        metadata={
+            "help": "ppo, random, sticky_random, human, human_holdout, a path to an agent .pt, "
+            "or a mixture "
+            "drawn per episode: mix:NAME=WEIGHT,... (e.g. mix:ppo=2,human=1,random=1)"
+        },
+    )
     epsilon: float = field(
         default=0.3, metadata={"help": "fraction of steps taken by held random actions"}
     )
@@ -69,6 +77,8 @@ def _existing_entries(out: Path, wanted: int) -> tuple[list[EpisodeEntry], list[
             ret=float(a["return"]),
             terminated=bool(a["ended_terminated"]),
             truncated=bool(a["ended_truncated"]),
+            behaviour=str(a.get("behaviour", "")),
+            end_reason=str(a.get("end_reason", "")),
         )
     missing = [i for i in range(wanted) if i not in entries]
     return [entries[i] for i in sorted(entries)], missing
@@ -81,6 +91,11 @@ def check_compatible(out: Path, config: CollectConfig) -> None:
         raise DatasetError(f"--out {out} is a file, not a folder")
     if (out / MANIFEST).exists():
         old = load_manifest(out)
+        if not old.has_variables:
+            raise DatasetError(
+                f"{out} holds data format version {old.format_version} (no game variables); "
+                "collect into a new --out"
+            )
         if old.env != config.env:
             raise DatasetError(
                 f"{out} holds {old.env!r} data; choose another --out for {config.env!r}"
@@ -100,6 +115,9 @@ def open_dataset(out: Path, config: CollectConfig) -> tuple[Manifest, list[int]]
     """The manifest to extend and the episode indices to collect, or a DatasetError."""
     check_compatible(out, config)
     scenario = get_scenario(config.env)
+    game = make_env(config.env)  # the scenario's variables and rules, from its config file
+    variable_names, rules = list(game.variable_names), game.rules
+    game.close()
     fresh = Manifest(
         env=config.env,
         action_names=list(scenario.action_names),
@@ -111,6 +129,8 @@ def open_dataset(out: Path, config: CollectConfig) -> tuple[Manifest, list[int]]
         resolution=[RESOLUTION, RESOLUTION],
         frame_skip=FRAME_SKIP,
         action_counts=[0] * len(scenario.actions),
+        variable_names=variable_names,
+        rules=rules,
     )
     out.mkdir(parents=True, exist_ok=True)
     entries, missing = _existing_entries(out, config.episodes)
@@ -129,14 +149,55 @@ def make_policy(
     progress: bool = True,
     report_episodes: int = 20,
 ) -> Policy:
-    """The policy ``config.policy`` names: random, an agent file, or ``ppo`` (the env's agent in
-    ``agents_dir``, trained first with ``agent`` if there is none yet, and then scored against
-    a random policy over ``report_episodes`` episodes each)."""
-    n_actions = len(get_scenario(config.env).actions)
-    if config.policy == "random":
+    """The policy ``config.policy`` names (see :func:`named_policy`), or a mixture of them:
+    ``mix:NAME=WEIGHT,...`` gives each episode one of them, drawn by weight."""
+    spec = config.policy
+    if not spec.startswith("mix:"):
+        return named_policy(spec, config, agents_dir, agent, progress, report_episodes)
+    parts = []
+    for k, item in enumerate(spec[len("mix:") :].split(",")):
+        name, _, weight = item.partition("=")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            msg = f"--policy {spec}: weight {weight!r} of {name!r} is not a number"
+            raise ValueError(msg) from None
+        sub = replace(config, seed=config.seed + 1000 * (k + 1))
+        policy = named_policy(name.strip(), sub, agents_dir, agent, progress, report_episodes)
+        if not isinstance(policy, (RandomPolicy, HumanLikePolicy, StickyExploration)):
+            # In a mixture only agents explore (held random actions would break up a
+            # human-like walker's long runs); collect() runs the mixture with epsilon 0.
+            policy = StickyExploration(policy, config.epsilon, config.sticky_mean, sub.seed)
+        parts.append((behaviour_label(name.strip()), policy, w))
+    return MixturePolicy(parts, seed=config.seed)
+
+
+def behaviour_label(name: str) -> str:
+    """How episodes name the policy that played them: an agent file by its stem."""
+    return Path(name).stem if name.endswith(".pt") else name
+
+
+def named_policy(
+    name: str,
+    config: CollectConfig,
+    agents_dir: Path,
+    agent: PPOConfig,
+    progress: bool = True,
+    report_episodes: int = 20,
+) -> Policy:
+    """random, human, human_holdout (scripted human-like walkers), an agent file, or ``ppo``
+    (the env's agent in ``agents_dir``, trained first with ``agent`` if there is none yet, and
+    then scored against a random policy over ``report_episodes`` episodes each)."""
+    scenario = get_scenario(config.env)
+    n_actions = len(scenario.actions)
+    if name == "random":
         return RandomPolicy(n_actions, seed=config.seed)
-    if config.policy != "ppo":
-        return load_agent(Path(config.policy), config.env, seed=config.seed)
+    if name == "sticky_random":  # random actions, each held for a while like a pressed key
+        return StickyExploration(RandomPolicy(n_actions, config.seed), 1.0, config.sticky_mean)
+    if name in STYLES:
+        return HumanLikePolicy(scenario.action_names, name, seed=config.seed)
+    if name != "ppo":
+        return load_agent(Path(name), config.env, seed=config.seed)
     path = default_agent_path(config.env, agents_dir)
     if not path.exists():
         print(
@@ -190,8 +251,14 @@ def collect(
         WorkerGroup(config.env, out, todo[g::n_groups], games, config.seed, attrs)
         for g in range(n_groups)
     ]
+    epsilon = 0.0 if config.policy.startswith("mix:") else config.epsilon  # see make_policy
     explorers = [
-        StickyExploration(policy, config.epsilon, config.sticky_mean, seed=config.seed + g)
+        StickyExploration(
+            _SlotOffset(policy, g * games, behaviour_label(config.policy)),
+            epsilon,
+            config.sticky_mean,
+            config.seed + g,
+        )
         for g in range(n_groups)
     ]
     bar = tqdm(total=len(todo), desc=f"collect {config.env}", unit="ep", disable=not progress)
@@ -202,17 +269,18 @@ def collect(
     try:
         running = [True] * n_groups
         for g, group in enumerate(groups):  # each worker first reports its games' start
-            obs, active, _ = group.receive()
+            obs, active, _, _ = group.receive()
             running[g] = bool(active.any())
             _send(group, explorers[g], obs, active)
         while any(running):
             for g, group in enumerate(groups):
                 if not running[g]:
                     continue
-                obs, active, finished = group.receive()
-                for slot, entry, counts in finished:
-                    _record(out, manifest, entry, counts)
+                obs, active, finished, restarted = group.receive()
+                for slot in restarted:
                     explorers[g].reset_env(slot)
+                for _, entry, counts in finished:
+                    _record(out, manifest, entry, counts)
                     bar.update(1)
                     bar.set_postfix(ret=f"{entry.ret:.0f}")
                     if on_episode is not None:
@@ -229,11 +297,35 @@ def collect(
     return CollectResult(manifest, new_frames, time.perf_counter() - t0)
 
 
+class _SlotOffset:
+    """One worker group's view of a policy shared by all groups: its env slots are numbered
+    after the earlier groups', so a policy with per-slot state keeps them apart."""
+
+    def __init__(self, policy: Policy, offset: int, name: str) -> None:
+        self.policy, self.offset, self.n_actions = policy, offset, policy.n_actions
+        self.name = name
+
+    def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        rows = np.arange(len(obs)) if rows is None else np.asarray(rows)
+        return self.policy.act(obs, rows + self.offset)
+
+    def reset_env(self, slot: int) -> None:
+        reset = getattr(self.policy, "reset_env", None)
+        if reset is not None:
+            reset(slot + self.offset)
+
+    def behaviours(self, n: int) -> list[str]:
+        names = getattr(self.policy, "behaviours", None)
+        if names is None:
+            return [self.name] * n
+        return names(self.offset + n)[self.offset :]
+
+
 def _send(
     group: WorkerGroup, explorer: StickyExploration, obs: np.ndarray, active: np.ndarray
 ) -> None:
     actions = explorer.act(obs)
-    group.send_step(actions, explorer.last_explored & active)
+    group.send_step(actions, explorer.last_explored & active, explorer.behaviours(len(obs)))
 
 
 def _record(out: Path, manifest: Manifest, entry: EpisodeEntry, counts: list[int]) -> None:

@@ -6,8 +6,10 @@ group, and each worker compresses and writes its own finished episodes.
 
 Protocol (one pipe per worker): the worker first sends the observations of its games; then
 for every ``("step", actions, explored)`` it steps its active games and answers with
-``(obs, active, finished)``: ``finished`` lists the episodes it wrote; games that finished
-have already started their next episode, or gone idle when its share of the work is done.
+``(obs, active, finished, restarted)``: ``finished`` lists the episodes it wrote;
+``restarted`` the games whose episode ended in this step (they have already started their next
+episode, or gone idle when its share of the work is done), so that the policy forgets them
+before it acts on the new episode, whether or not its file is written yet.
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ class _Buffer:
     index: int
     seed: int
     frames: list[np.ndarray] = field(default_factory=list)
+    variables: list[np.ndarray] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     explored: int = 0
+    behaviour: str = ""
+    end_reason: str = ""
 
 
 def _write(
@@ -56,6 +61,7 @@ def _write(
             rewards=np.array(ep.rewards, dtype=np.float32),
             terminated=term,
             truncated=trunc,
+            variables=np.stack(ep.variables).astype(np.float32),
             attrs={
                 **attrs,
                 "index": ep.index,
@@ -63,12 +69,16 @@ def _write(
                 "return": ret,
                 "ended_terminated": terminated,
                 "ended_truncated": truncated,
+                "end_reason": ep.end_reason,
+                "behaviour": ep.behaviour,
                 "action_counts": counts,
                 "explored_steps": ep.explored,
             },
         ),
     )
-    entry = EpisodeEntry(ep.index, name, ep.seed, t, ret, terminated, truncated)
+    entry = EpisodeEntry(
+        ep.index, name, ep.seed, t, ret, terminated, truncated, ep.behaviour, ep.end_reason
+    )
     return entry, counts.tolist()
 
 
@@ -94,8 +104,8 @@ def worker_main(
             episodes[i] = None
             return
         index = queue.pop()
-        obs[i], _ = envs[i].reset(seed=base_seed + index)
-        episodes[i] = _Buffer(index, base_seed + index, [obs[i].copy()])
+        obs[i], info = envs[i].reset(seed=base_seed + index)
+        episodes[i] = _Buffer(index, base_seed + index, [obs[i].copy()], [info["game_variables"]])
 
     # Finished episodes are compressed and written by a thread: zlib releases the GIL, so
     # that work overlaps with the waits on the games.
@@ -103,26 +113,32 @@ def worker_main(
     pending: list[tuple[int, Future]] = []
     for i in range(n_games):
         start(i)
-    conn.send((obs, np.array([e is not None for e in episodes]), []))
+    conn.send((obs, np.array([e is not None for e in episodes]), [], []))
     try:
         while True:
             message = conn.recv()
             if message[0] == "close":
                 break
-            _, actions, explored = message
+            _, actions, explored, behaviours = message
+            restarted = []
             for i, env in enumerate(envs):
                 ep = episodes[i]
                 if ep is None:
                     continue
                 a = int(actions[i])
-                obs[i], reward, term, trunc, _ = env.step(a)
+                obs[i], reward, term, trunc, info = env.step(a)
                 ep.frames.append(obs[i].copy())
+                ep.variables.append(info["game_variables"])
                 ep.actions.append(a)
                 ep.rewards.append(reward)
                 ep.explored += int(explored[i])
+                if not ep.behaviour:  # the policy that starts an episode plays all of it
+                    ep.behaviour = str(behaviours[i])
                 if term or trunc:
+                    ep.end_reason = info.get("end_reason", "")
                     job = writer.submit(_write, out, ep, term, trunc, attrs, n_actions)
                     pending.append((i, job))
+                    restarted.append(i)
                     start(i)
             playing = any(e is not None for e in episodes)
             if not playing:
@@ -130,7 +146,8 @@ def worker_main(
             finished = [(i, *job.result()) for i, job in pending if job.done()]
             pending = [(i, job) for i, job in pending if not job.done()]
             active = np.array([e is not None for e in episodes])
-            conn.send((obs, active if playing else active | bool(pending), finished))
+            active = active if playing else active | bool(pending)
+            conn.send((obs, active, finished, restarted))
     finally:
         writer.shutdown(wait=True)
         for env in envs:
@@ -183,11 +200,13 @@ class WorkerGroup:
             self.process.start()
         child.close()
 
-    def send_step(self, actions: np.ndarray, explored: np.ndarray) -> None:
-        self.conn.send(("step", actions, explored))
+    def send_step(self, actions: np.ndarray, explored: np.ndarray, behaviours: list[str]) -> None:
+        self.conn.send(("step", actions, explored, behaviours))
 
-    def receive(self) -> tuple[np.ndarray, np.ndarray, list[tuple[int, EpisodeEntry, list[int]]]]:
-        """(obs, active, finished) after a step."""
+    def receive(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, EpisodeEntry, list[int]]], list[int]]:
+        """(obs, active, finished, restarted) after a step."""
         try:
             return self.conn.recv()
         except EOFError:

@@ -48,6 +48,12 @@ class DoomEnv(gym.Env):
     ``terminated`` is the game ending by its own rules (the player dies, or reaches the goal);
     ``truncated`` is the scenario's timeout. Always headless; ``render()`` returns the last
     full-resolution (120, 160, 3) screen.
+
+    Every ``reset`` and ``step`` info holds ``game_variables``: (V,) float32 values of the
+    scenario's game variables (:attr:`variable_names`, e.g. HEALTH) after that step, read even
+    on the step that ends the episode (a death shows its health of 0 or below, though the
+    frame stays the last one rendered). The last step's info also holds ``end_reason``:
+    ``death``, ``timeout`` or ``goal``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": DOOM_TICS_PER_SECOND / FRAME_SKIP}
@@ -74,6 +80,8 @@ class DoomEnv(gym.Env):
         self._buttons = [scenario.button_vector(a) for a in range(len(scenario.actions))]
         self._game = self._make_game(scenario)
         self._timeout = self._game.get_episode_timeout()
+        self._variables = self._game.get_available_game_variables()
+        self.variable_names = tuple(v.name for v in self._variables)
         self._screen = np.zeros((*RENDER_SIZE, 3), dtype=np.uint8)
         self._obs = np.zeros(self.observation_space.shape, dtype=np.uint8)
 
@@ -90,6 +98,19 @@ class DoomEnv(gym.Env):
         game.init()
         return game
 
+    @property
+    def rules(self) -> dict[str, float]:
+        """The scenario's reward and timeout settings, as its config file sets them."""
+        return {
+            "living_reward": float(self._game.get_living_reward()),
+            "death_penalty": float(self._game.get_death_penalty()),
+            "episode_timeout_tics": float(self._timeout),
+            "frame_skip": float(self.frame_skip),
+        }
+
+    def _game_variables(self) -> np.ndarray:
+        return np.array([self._game.get_game_variable(v) for v in self._variables], np.float32)
+
     def _observe(self) -> np.ndarray:
         state = self._game.get_state()
         if state is not None:  # None once the episode has ended: keep showing the last frame
@@ -104,18 +125,21 @@ class DoomEnv(gym.Env):
         doom_seed = int(self.np_random.integers(0, 2**31 - 1))
         self._game.set_seed(doom_seed)
         self._game.new_episode()
-        return self._observe(), {"doom_seed": doom_seed}
+        return self._observe(), {"doom_seed": doom_seed, "game_variables": self._game_variables()}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self.action_space.contains(action):
             raise ValueError(f"action {action!r} is outside {self.action_space}")
         reward = self._game.make_action(self._buttons[int(action)], self.frame_skip)
         terminated = truncated = False
+        info: dict[str, Any] = {"game_variables": self._game_variables()}
         if self._game.is_episode_finished():
+            dead = self._game.is_player_dead()
             timed_out = self._timeout > 0 and self._game.get_episode_time() >= self._timeout
-            truncated = timed_out and not self._game.is_player_dead()
+            truncated = timed_out and not dead
             terminated = not truncated
-        return self._observe(), float(reward), terminated, truncated, {}
+            info["end_reason"] = "death" if dead else ("timeout" if truncated else "goal")
+        return self._observe(), float(reward), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode == "rgb_array":

@@ -12,8 +12,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 class Policy(Protocol):
     n_actions: int
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """Actions (N,) int64 for observations (N, H, W, 3) uint8."""
+    def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Actions (N,) int64 for observations (N, H, W, 3) uint8.
+
+        ``rows`` (N,) names the env slot of each observation when only some slots act (a
+        policy with per-env state, like a scripted walker, needs to know which); None means
+        slots 0 .. N-1."""
         ...
 
 
@@ -24,7 +28,7 @@ class RandomPolicy:
         self.n_actions = n_actions
         self.rng = np.random.default_rng(seed)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         return self.rng.integers(0, self.n_actions, size=len(obs))
 
 
@@ -52,7 +56,7 @@ class AgentPolicy:
         logits = self.policy.action_net(self.policy.mlp_extractor.forward_actor(features))
         return logits.softmax(-1)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         probs = self.probs(obs)
         if self.deterministic:
             return probs.argmax(-1).numpy()
@@ -87,25 +91,41 @@ class StickyExploration:
         self._left: np.ndarray | None = None
         self.last_explored = np.zeros(0, dtype=bool)  # which envs' last action was exploratory
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def _grow(self, slots: int) -> None:
+        if self._held is None or len(self._held) < slots:
+            held, left = np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64)
+            if self._held is not None and self._left is not None:
+                held[: len(self._held)], left[: len(self._left)] = self._held, self._left
+            self._held, self._left = held, left
+
+    def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         n = len(obs)
-        if self._held is None or len(self._held) != n:
-            self._held = np.zeros(n, dtype=np.int64)
-            self._left = np.zeros(n, dtype=np.int64)
-        assert self._left is not None
-        start = (self._left == 0) & (self.rng.random(n) < self._p_start)
+        rows = np.arange(n) if rows is None else np.asarray(rows)
+        self._grow(int(rows.max()) + 1 if n else 0)
+        assert self._held is not None and self._left is not None
+        held, left = self._held[rows], self._left[rows]
+        start = (left == 0) & (self.rng.random(n) < self._p_start)
         k = int(start.sum())
-        self._held[start] = self.rng.integers(0, self.n_actions, size=k)
-        self._left[start] = self.rng.geometric(1.0 / self.sticky_mean, size=k)
-        exploring = self._left > 0
+        held[start] = self.rng.integers(0, self.n_actions, size=k)
+        left[start] = self.rng.geometric(1.0 / self.sticky_mean, size=k)
+        exploring = left > 0
         self.last_explored = exploring.copy()
-        actions = self._held.copy()
+        actions = held.copy()
         if not exploring.all():  # the policy only runs for the envs that follow it
-            actions[~exploring] = self.policy.act(obs[~exploring])
-        self._left = np.maximum(self._left - 1, 0)
+            follow = np.flatnonzero(~exploring)
+            actions[follow] = self.policy.act(obs[follow], rows[follow])
+        self._held[rows], self._left[rows] = held, np.maximum(left - 1, 0)
         return actions.astype(np.int64)
 
     def reset_env(self, i: int) -> None:
-        """Forget env ``i``'s held action (its episode ended)."""
-        if self._left is not None:
+        """Forget env ``i``'s held action (its episode ended), and tell the policy."""
+        if self._left is not None and i < len(self._left):
             self._left[i] = 0
+        reset = getattr(self.policy, "reset_env", None)
+        if reset is not None:
+            reset(i)
+
+    def behaviours(self, n: int) -> list[str]:
+        """The name of the behaviour that plays each of ``n`` env slots."""
+        names = getattr(self.policy, "behaviours", None)
+        return names(n) if names is not None else [getattr(self.policy, "name", "policy")] * n

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -156,11 +157,16 @@ def train_ppo(
     tensorboard_dir: Path | None = None,
     progress_bar: bool = True,
     make_vec_env=None,
+    snapshots: tuple[int, ...] = (),
 ) -> PPO:
     """Train PPO on ``env_name`` (or on envs from ``make_vec_env``) and save it to ``out``.
 
     Rewards are normalised for training only (``VecNormalize``); the saved policy acts on raw
     frames. ``make_vec_env``, if given, returns the vectorised env to train in (the dream).
+    ``snapshots`` are step counts at which the policy is also saved as ``out``'s name with
+    ``_<steps>`` added (e.g. ``ppo_20000.pt``): agents at several stages of training play
+    differently, and a world model should see all of them (GameNGen recorded its PPO's whole
+    training).
     """
     torch.manual_seed(config.seed)
     if make_vec_env is None:
@@ -186,7 +192,32 @@ def train_ppo(
         device="auto",
         verbose=0,
     )
-    model.learn(total_timesteps=config.steps, progress_bar=progress_bar, tb_log_name="ppo")
+    callback = _Snapshots(env_name, out, sorted(snapshots), config) if snapshots else None
+    model.learn(
+        total_timesteps=config.steps,
+        progress_bar=progress_bar,
+        tb_log_name="ppo",
+        callback=callback,
+    )
     venv.close()
     save_agent(out, env_name, model.policy, {"train_steps": config.steps, **vars(config)})
     return model
+
+
+def snapshot_path(out: Path, steps: int) -> Path:
+    return out.with_name(f"{out.stem}_{steps}{out.suffix}")
+
+
+class _Snapshots(BaseCallback):
+    """Saves the policy each time training passes one of the ``steps`` counts."""
+
+    def __init__(self, env_name: str, out: Path, steps: list[int], config: PPOConfig) -> None:
+        super().__init__()
+        self.env_name, self.out, self.todo, self.config = env_name, out, list(steps), config
+
+    def _on_step(self) -> bool:
+        while self.todo and self.num_timesteps >= self.todo[0]:
+            steps = self.todo.pop(0)
+            meta = {**vars(self.config), "train_steps": steps}
+            save_agent(snapshot_path(self.out, steps), self.env_name, self.model.policy, meta)
+        return True

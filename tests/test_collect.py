@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import signal
 import subprocess
 import sys
@@ -10,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.collect import CollectConfig, collect
+from agents.behaviours import HumanLikePolicy, MixturePolicy
+from agents.collect import CollectConfig, collect, make_policy
 from agents.policies import RandomPolicy, StickyExploration
 from agents.ppo import AgentError, PPOConfig, load_agent, train_ppo
+from agents.scenarios import get_scenario
 from tests.conftest import ROOT
 from worldmodel.data import EpisodeStore, WindowDataset, load_manifest, read_episode
 
@@ -111,7 +114,7 @@ def test_sticky_exploration_explores_the_requested_fraction() -> None:
     class Always3:
         n_actions = 6
 
-        def act(self, obs: np.ndarray) -> np.ndarray:
+        def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
             return np.full(len(obs), 3)
 
     explorer = StickyExploration(Always3(), epsilon=0.3, sticky_mean=4.0, seed=0)
@@ -148,3 +151,39 @@ def test_ppo_agent_round_trip_without_pickle(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(AgentError, match="not a readable agent file"):
         load_agent(path, "take_cover")
+
+
+def test_collected_episodes_record_game_variables_end_reasons_and_behaviours(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "mix"
+    config = CollectConfig(
+        env="health_gathering", episodes=4, policy="mix:human=1,random=1", n_envs=2, workers=1
+    )
+    policy = make_policy(config, tmp_path / "agents", PPOConfig())
+    manifest = collect(out, config, policy, progress=False).manifest
+    assert manifest.variable_names == ["HEALTH"] and manifest.rules["death_penalty"] == 100.0
+    for entry in manifest.episodes:
+        ep = read_episode(out / entry.file)
+        assert ep.variables.shape == (ep.length + 1, 1)
+        assert ep.variables[0, 0] == 92  # the acid floor bites on the first tic
+        assert entry.behaviour in ("human", "random") and ep.attrs["behaviour"] == entry.behaviour
+        assert entry.end_reason == "death" and ep.variables[-1, 0] <= 0 < ep.variables[-2, 0]
+
+
+def test_human_like_walker_holds_keys_and_mixtures_keep_one_behaviour_per_episode() -> None:
+    walker = HumanLikePolicy(get_scenario("health_gathering").action_names, "human", seed=0)
+    obs = np.zeros((1, 1, 1, 3), dtype=np.uint8)
+    actions = [int(walker.act(obs)[0]) for _ in range(3000)]
+    changes = sum(a != b for a, b in itertools.pairwise(actions))
+    assert len(actions) / (changes + 1) > 3.0  # keys are held for several steps on average
+    assert max(len(list(g)) for _, g in itertools.groupby(actions)) >= 20  # long runs happen
+    mix = MixturePolicy(
+        [("a", RandomPolicy(6, 0), 1.0), ("b", HumanLikePolicy(["noop"] * 6, "human"), 1.0)],
+        seed=0,
+    )
+    names = mix.behaviours(8)
+    mix.act(np.zeros((8, 1, 1, 3), np.uint8))
+    assert mix.behaviours(8) == names  # stable until the slot's episode ends
+    mix.reset_env(3)
+    assert len(set(mix.behaviours(64))) == 2

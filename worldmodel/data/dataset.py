@@ -82,7 +82,8 @@ class EpisodeStore:
         Returns ``frames`` (L, H, W, 3) uint8 and, aligned to each frame, ``actions`` (L,)
         int64: the action taken just before that frame (-1 for an episode's first frame),
         ``rewards`` (L,) float32 received on that step, ``terminated``/``truncated`` (L,) bool:
-        whether the episode ended on arriving at that frame.
+        whether the episode ended on arriving at that frame, and (format version 2)
+        ``variables`` (L, V) float32: the game variables at that frame.
         """
         f = self._file(pos)
         lo = max(start - 1, 0)
@@ -95,6 +96,8 @@ class EpisodeStore:
             head = np.full(pad, fill[key], dtype=value.dtype)
             out[key] = np.concatenate([head, value])
         out["actions"] = out["actions"].astype(np.int64)
+        if "variables" in f:
+            out["variables"] = f["variables"][start:stop]
         return out
 
     def episode(self, pos: int) -> Episode:

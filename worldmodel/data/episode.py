@@ -2,8 +2,11 @@
 
 An episode of T steps holds T+1 frames: ``frames[0]`` is the reset observation and
 ``frames[t+1]`` the observation after ``actions[t]``. ``rewards[t]``, ``terminated[t]`` and
-``truncated[t]`` belong to that same step. Files are written to a temporary name and renamed,
-so a reader never sees a half-written episode.
+``truncated[t]`` belong to that same step. Since format version 2, ``variables[t]`` holds the
+game variables (HEALTH, ...) at frame t, aligned like the frames, and the attribute
+``end_reason`` says why the episode ended. Version 1 files (no variables) stay readable, for
+frame-only training. Files are written to a temporary name and renamed, so a reader never sees
+a half-written episode.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 EPISODE_GLOB = "ep_*.h5"
 FRAME_CHUNK = 16  # frames per compressed HDF5 chunk: a 16-frame window touches 1–2 chunks
 
@@ -36,6 +40,7 @@ class Episode:
     terminated: np.ndarray
     truncated: np.ndarray
     attrs: dict[str, Any]
+    variables: np.ndarray | None = None  # (T+1, V) float32 game variables; None in version 1
 
     @property
     def length(self) -> int:
@@ -55,23 +60,27 @@ def write_episode(path: Path, episode: Episode) -> None:
     t = episode.length
     if episode.frames.shape[0] != t + 1 or episode.frames.dtype != np.uint8:
         raise ValueError(f"need {t + 1} uint8 frames for {t} steps, got {episode.frames.shape}")
+    if episode.variables is None or episode.variables.shape[0] != t + 1:
+        raise ValueError(f"need game variables for each of the {t + 1} frames")
     tmp = path.with_name(path.name + ".tmp")
-    chunks = _deflate_chunks(episode.frames)
+    chunk = min(FRAME_CHUNK, len(episode.frames))  # HDF5 chunks may not exceed the data
+    chunks = _deflate_chunks(episode.frames, chunk)
     with h5py.File(tmp, "w") as f:
         frames = f.create_dataset(
             "frames",
             shape=episode.frames.shape,
             dtype=np.uint8,
-            chunks=(FRAME_CHUNK, *episode.frames.shape[1:]),
+            chunks=(chunk, *episode.frames.shape[1:]),
             compression="gzip",
             compression_opts=1,
         )
         for i, data in enumerate(chunks):
-            frames.id.write_direct_chunk((i * FRAME_CHUNK, 0, 0, 0), data)
+            frames.id.write_direct_chunk((i * chunk, 0, 0, 0), data)
         f.create_dataset("actions", data=episode.actions.astype(np.int16))
         f.create_dataset("rewards", data=episode.rewards.astype(np.float32))
         f.create_dataset("terminated", data=episode.terminated.astype(bool))
         f.create_dataset("truncated", data=episode.truncated.astype(bool))
+        f.create_dataset("variables", data=episode.variables.astype(np.float32))
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["length"] = t
         for key, value in episode.attrs.items():
@@ -79,18 +88,18 @@ def write_episode(path: Path, episode: Episode) -> None:
     os.replace(tmp, path)
 
 
-def _deflate_chunks(frames: np.ndarray) -> list[bytes]:
-    """The frames as HDF5 gzip (zlib) chunks of FRAME_CHUNK frames, the last one zero-padded.
+def _deflate_chunks(frames: np.ndarray, chunk: int = FRAME_CHUNK) -> list[bytes]:
+    """The frames as HDF5 gzip (zlib) chunks of ``chunk`` frames, the last one zero-padded.
 
     Compressing here rather than in HDF5's filter lets ``zlib`` release the GIL, so a writer
     thread compresses while the collector steps games. zlib's Adler-32 checksum makes damaged
     chunks fail to decompress, so corruption is still detected on read.
     """
     out = []
-    for start in range(0, len(frames), FRAME_CHUNK):
-        block = frames[start : start + FRAME_CHUNK]
-        if len(block) < FRAME_CHUNK:
-            pad = np.zeros((FRAME_CHUNK - len(block), *frames.shape[1:]), dtype=np.uint8)
+    for start in range(0, len(frames), chunk):
+        block = frames[start : start + chunk]
+        if len(block) < chunk:
+            pad = np.zeros((chunk - len(block), *frames.shape[1:]), dtype=np.uint8)
             block = np.concatenate([block, pad])
         out.append(zlib.compress(np.ascontiguousarray(block).tobytes(), 1))
     return out
@@ -113,10 +122,17 @@ def check_episode_file(f: h5py.File, name: str) -> int:
         }
     except (KeyError, OSError, ValueError) as e:
         raise CorruptEpisodeError(f"{name}: not a complete episode file ({e})") from None
-    if version != FORMAT_VERSION:
-        raise CorruptEpisodeError(f"{name}: format version {version}, expected {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise CorruptEpisodeError(
+            f"{name}: format version {version}; this code reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
     if shapes["frames"][0] != t + 1 or any(shapes[k] != (t,) for k in shapes if k != "frames"):
         raise CorruptEpisodeError(f"{name}: array lengths do not match length={t}: {shapes}")
+    if version >= 2:
+        v = f["variables"].shape if "variables" in f else None
+        if v is None or len(v) != 2 or v[0] != t + 1:
+            raise CorruptEpisodeError(f"{name}: needs game variables (T+1, V), got {v}")
     return t
 
 
@@ -145,6 +161,7 @@ def read_episode(path: Path) -> Episode:
                 terminated=f["terminated"][()],
                 truncated=f["truncated"][()],
                 attrs=_attrs(f),
+                variables=f["variables"][()] if "variables" in f else None,
             )
         except (OSError, ValueError) as e:
             raise CorruptEpisodeError(f"{path.name}: unreadable data ({e})") from None

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worldmodel.data.episode import FORMAT_VERSION
+from worldmodel.data.episode import FORMAT_VERSION, READABLE_VERSIONS
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")
@@ -34,6 +34,8 @@ class EpisodeEntry:
     ret: float
     terminated: bool
     truncated: bool
+    behaviour: str = ""  # which policy played it (a name of the collection's mixture)
+    end_reason: str = ""  # death, timeout or goal (empty in version 1 datasets)
 
 
 @dataclass
@@ -53,6 +55,14 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     episodes: list[EpisodeEntry] = field(default_factory=list)
     action_counts: list[int] = field(default_factory=list)
+    # Since version 2: the game variables recorded per frame and the scenario's reward rules
+    # (living_reward, death_penalty, episode_timeout_tics, frame_skip), from its config file.
+    variable_names: list[str] = field(default_factory=list)
+    rules: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def has_variables(self) -> bool:
+        return self.format_version >= 2 and bool(self.variable_names)
 
     def split(self, name: str) -> list[EpisodeEntry]:
         if name not in SPLITS:
@@ -101,10 +111,10 @@ def load_manifest(root: Path | str, env: str | None = None) -> Manifest:
         manifest = Manifest.from_json(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError, KeyError) as e:
         raise DatasetError(f"{path} is not a valid manifest ({e})") from None
-    if manifest.format_version != FORMAT_VERSION:
+    if manifest.format_version not in READABLE_VERSIONS:
         raise DatasetError(
-            f"{path} has data format version {manifest.format_version}; "
-            f"this code reads version {FORMAT_VERSION}"
+            f"{path} has data format version {manifest.format_version}; this code reads "
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     if env is not None and manifest.env != env:
         raise DatasetError(
