@@ -47,6 +47,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SEC.FIELD=V",
         help="override a model config field, e.g. --set vqvae.attention=false",
     )
+    p.add_argument(
+        "--prior-arch",
+        choices=("frame", "raster"),
+        help="frame: the frame-parallel prior with game state (default for tiny/cpu); "
+        "raster: the paper's code-by-code prior (default for paper)",
+    )
+    p.add_argument(
+        "--no-state",
+        action="store_true",
+        help="frame prior without game-state tokens (frames only, the dream cannot end)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     quick = p.add_argument_group("--quickstart")
     quick.add_argument(
@@ -105,6 +116,8 @@ def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
         args.overrides,
         args.resume,
         not args.quiet,
+        args.prior_arch or ("raster" if args.preset == "paper" else "frame"),
+        not args.no_state,
     )
 
 

@@ -178,3 +178,83 @@ def prior_config_for(base: PriorConfig, vqvae: VQVAEConfig, n_actions: int) -> P
         n_actions=n_actions,
         actions_per_step=vqvae.time_down,
     )
+
+
+@dataclass(frozen=True)
+class FramePriorConfig:
+    """The frame-parallel prior (beyond the paper; see worldmodel/frame_prior.py).
+
+    A *block* is one latent step: its H*W code tokens plus one token per game variable. Block t
+    reads the previous step's tokens at the same places and predicts step t's, all at once, with
+    attention over the ``steps`` blocks up to itself (relative time bias, so the window rolls
+    without re-encoding).
+    """
+
+    n_codes: int = field(default=512, metadata=_help("the tokenizer's codebook size"))
+    steps: int = field(default=16, metadata=_help("blocks (latent steps) the window holds"))
+    height: int = field(default=8, metadata=_help("latent rows per step"))
+    width: int = field(default=8, metadata=_help("latent columns per step"))
+    state_vocab: tuple[int, ...] = field(
+        default=(), metadata=_help("bins of each game variable token (empty: no state tokens)")
+    )
+    d_model: int = field(default=192, metadata=_help("transformer width"))
+    n_layers: int = field(default=6, metadata=_help("transformer blocks"))
+    n_heads: int = field(default=6, metadata=_help("attention heads"))
+    dropout: float = field(default=0.0, metadata=_help("dropout after attention and MLP"))
+    n_actions: int = field(default=0, metadata=_help("actions of the env (0: unconditional)"))
+    actions_per_step: int = field(default=1, metadata=_help("frames (and actions) per step"))
+    action_dim: int = field(default=32, metadata=_help("embedding size of one action"))
+    action_input: bool = field(
+        default=True, metadata=_help("also add the action to every input token (besides CondLN)")
+    )
+    codebook_dim: int = field(
+        default=0, metadata=_help(">0: code embeddings and logits tied to the codebook vectors")
+    )
+    corrupt: float = field(
+        default=0.0, metadata=_help("max fraction of input tokens replaced at random in training")
+    )
+    corrupt_levels: int = field(default=8, metadata=_help("buckets of the corruption level input"))
+    state_weight: float = field(default=1.0, metadata=_help("weight of the state tokens' loss"))
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} must divide by n_heads {self.n_heads}")
+        if not 0.0 <= self.corrupt < 1.0:
+            raise ValueError(f"corrupt must be in [0, 1), got {self.corrupt}")
+        object.__setattr__(self, "state_vocab", tuple(int(v) for v in self.state_vocab))
+
+    @property
+    def code_slots(self) -> int:
+        return self.height * self.width
+
+    @property
+    def slots(self) -> int:
+        """Tokens per block: codes, then one per game variable."""
+        return self.code_slots + len(self.state_vocab)
+
+    @property
+    def cond_dim(self) -> int:
+        return self.action_dim * self.actions_per_step if self.n_actions else 0
+
+
+FRAME_PRIOR_PRESETS: dict[str, FramePriorConfig] = {
+    "tiny": FramePriorConfig(steps=4, d_model=32, n_layers=2, n_heads=2, action_dim=8),
+    "cpu": FramePriorConfig(),
+    "paper": FramePriorConfig(d_model=384, n_layers=12, n_heads=6, dropout=0.1),
+}
+
+
+def frame_prior_config_for(
+    base: FramePriorConfig, vqvae: VQVAEConfig, n_actions: int, state_vocab: tuple[int, ...]
+) -> FramePriorConfig:
+    """``base`` sized to a tokenizer's latent grid, an env's actions and its game variables."""
+    _, h, w = vqvae.latent_shape
+    return dataclasses.replace(
+        base,
+        n_codes=vqvae.n_codes,
+        height=h,
+        width=w,
+        n_actions=n_actions,
+        actions_per_step=vqvae.time_down,
+        state_vocab=tuple(state_vocab),
+    )

@@ -128,7 +128,7 @@ class DreamBatch:
             n = self.dreamer.context_frames
             draws = [self.starts.draw(rng, n) for _ in rows]
             self.dreamer.start(
-                np.stack([d.frames for d in draws]), np.stack([d.actions for d in draws]), rows
+                np.stack([d.frames for d in draws]), np.stack([d.actions for d in draws]), rows=rows
             )
         self.frames[rows] = np.stack([d.frames[-1] for d in draws])
         self.steps[rows] = 0

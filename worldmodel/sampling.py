@@ -30,6 +30,7 @@ class SamplingConfig:
     top_k: int | None = None  # keep only the k most likely codes
     top_p: float | None = None  # keep the smallest set of codes with this much probability
     slide: int | None = None  # steps dropped when the window is full (default: half of it)
+    state_temperature: float | None = None  # game-variable tokens (None: as the codes)
 
 
 def sample_logits(
@@ -60,6 +61,7 @@ class DreamStep:
     codes: torch.Tensor  # (B, H', W') int64: their latent codes
     reward: np.ndarray  # (B,) float: predicted reward of the step into these frames
     done_prob: np.ndarray  # (B,) float: predicted probability that the episode ended here
+    variables: np.ndarray | None = None  # (B, V) float32 dreamed game variables, if carried
 
 
 class Dreamer:
@@ -107,8 +109,15 @@ class Dreamer:
         return self.codes.shape[1] * self.s
 
     @torch.inference_mode()
-    def start(self, frames: np.ndarray, actions: np.ndarray, rows: list[int] | None = None) -> None:
-        """(Re)start dreams from real frames.
+    def start(
+        self,
+        frames: np.ndarray,
+        actions: np.ndarray,
+        variables: np.ndarray | None = None,
+        rows: list[int] | None = None,
+    ) -> None:
+        """(Re)start dreams from real frames (``variables`` is ignored: this prior carries no
+        game state).
 
         Args:
             frames: (b, n, H, W, 3) uint8 real frames, n a positive multiple of

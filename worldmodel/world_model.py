@@ -13,9 +13,13 @@ from typing import Any
 import torch
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from worldmodel.config import PriorConfig, VQVAEConfig, from_dict
+from worldmodel.config import FramePriorConfig, PriorConfig, VQVAEConfig, from_dict
+from worldmodel.frame_prior import FramePrior
+from worldmodel.frame_sampling import FrameDreamer
+from worldmodel.game_state import GameState
 from worldmodel.gpt import Prior
 from worldmodel.sampling import Dreamer, SamplingConfig
+from worldmodel.start_bank import DreamStarts
 from worldmodel.vqvae import VQVAE
 
 HEAD_KEYS = ("reward_head.weight", "done_head.weight")
@@ -30,11 +34,16 @@ def shipped_checkpoint(env: str) -> Path | None:
 
 @dataclass
 class WorldModel:
+    """``prior`` is the paper's raster prior (:class:`Prior`) or the frame-parallel one
+    (:class:`FramePrior`); only the latter carries ``game`` state (health, ...)."""
+
     tokenizer: VQVAE
-    prior: Prior
+    prior: Prior | FramePrior
     env: str
     action_names: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
+    game: GameState = field(default_factory=GameState)
+    starts: DreamStarts | None = None  # real start windows shipped inside the checkpoint
 
     @property
     def device(self) -> torch.device:
@@ -44,11 +53,22 @@ class WorldModel:
     def frames_per_step(self) -> int:
         return self.prior.config.actions_per_step
 
+    @property
+    def arch(self) -> str:
+        return "frame" if isinstance(self.prior, FramePrior) else "raster"
+
+    @property
+    def window(self) -> int:
+        """Latent steps of context the prior attends to."""
+        return self.prior.config.steps
+
     def dreamer(
         self, batch: int = 1, sampling: SamplingConfig | None = None, seed: int | None = None
-    ) -> Dreamer:
+    ) -> Dreamer | FrameDreamer:
         generator = torch.Generator(self.device)
         generator.manual_seed(0 if seed is None else seed)
+        if isinstance(self.prior, FramePrior):
+            return FrameDreamer(self.tokenizer, self.prior, self.game, batch, sampling, generator)
         return Dreamer(self.tokenizer, self.prior, batch, sampling, generator)
 
     @classmethod
@@ -58,15 +78,21 @@ class WorldModel:
         """Load a ``worldmodel`` or ``prior`` checkpoint, refusing one for another env."""
         blob = load_checkpoint(path, ("worldmodel", "prior"), env)
         weights = blob.get("model" if blob["kind"] == "prior" else "prior", {})
-        missing = [k for k in HEAD_KEYS if k not in weights]
+        frame = blob.get("arch") == "frame"
+        missing = [] if frame else [k for k in HEAD_KEYS if k not in weights]
         if missing:
             raise CheckpointError(f"{path} has no reward/termination heads ({', '.join(missing)})")
         try:
             tokenizer = VQVAE(from_dict(VQVAEConfig, blob["tokenizer"]["config"]))
             tokenizer.load_state_dict(_float32(blob["tokenizer"]["model"]))
-            prior = Prior(from_dict(PriorConfig, blob["config"]))
+            if frame:
+                prior = FramePrior(from_dict(FramePriorConfig, blob["config"]))
+            else:
+                prior = Prior(from_dict(PriorConfig, blob["config"]))
             prior.load_state_dict(_float32(weights))
-        except (KeyError, RuntimeError, TypeError) as e:
+            game = GameState.from_dict(blob.get("game"))
+            starts = DreamStarts.from_dict(blob["starts"]) if blob.get("starts") else None
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path} does not hold a complete world model ({e})") from None
         meta = {k: blob.get(k) for k in ("preset", "step", "metrics", "train_config")}
         meta.update(blob.get("meta", {}))
@@ -76,6 +102,8 @@ class WorldModel:
             blob["env"],
             list(blob["action_names"]),
             meta,
+            game,
+            starts,
         )
 
 
@@ -83,19 +111,26 @@ def _float32(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def export_world_model(prior_checkpoint: Path, out: Path, half: bool = False) -> None:
+def export_world_model(
+    prior_checkpoint: Path, out: Path, half: bool = False, starts: DreamStarts | None = None
+) -> None:
     """Write a play/inference bundle (no optimizer state) from a prior training checkpoint.
 
-    ``half`` stores float weights as fp16 (they are cast back to fp32 on load)."""
+    ``half`` stores float weights as fp16 (they are cast back to fp32 on load); ``starts``
+    are real start windows bundled in, so dreams start without a dataset."""
     blob = load_checkpoint(prior_checkpoint, "prior")
 
     def pack(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
 
+    extra = {k: blob[k] for k in ("arch", "game") if k in blob}
+    if starts is not None:
+        extra["starts"] = starts.to_dict()
     save_checkpoint(
         out,
         {
             "kind": "worldmodel",
+            **extra,
             "env": blob["env"],
             "preset": blob.get("preset"),
             "action_names": blob["action_names"],

@@ -65,7 +65,12 @@ def open_loop(
         frames = np.stack([it["frames"] for it in items])  # (B, k + n, H, W, 3)
         actions = np.stack([it["actions"] for it in items])  # into each frame; -1 only at t=0
         dreamer = model.dreamer(len(items), sampling, seed + i)
-        dreamer.start(frames[:, :context], actions[:, :context])
+        variables = _variables(items)
+        dreamer.start(
+            frames[:, :context],
+            actions[:, :context],
+            None if variables is None else variables[:, :context],
+        )
         out = [
             dreamer.step(actions[:, t : t + s]).frames for t in range(context, context + horizon, s)
         ]
@@ -84,6 +89,69 @@ def open_loop(
         psnr=psnr(real_a, dream_a).mean(0),
         ssim=ssim(real_a, dream_a).mean(0),
     )
+
+
+def _variables(items: list[dict[str, np.ndarray]]) -> np.ndarray | None:
+    """(B, L, V) game variables of read windows, or None for data without them."""
+    if any("variables" not in it for it in items):
+        return None
+    return np.stack([it["variables"] for it in items])
+
+
+@dataclass
+class OneStep:
+    """Teacher-forced one-step prediction: per sample, PSNR of the dreamed next frame, of
+    copying the last real frame, and of the tokenizer's own reconstruction (the ceiling)."""
+
+    dream: np.ndarray  # (N,) dB
+    copy: np.ndarray  # (N,) dB
+    recon: np.ndarray  # (N,) dB
+    actions: np.ndarray  # (N,) the real action into the predicted frame
+    episodes: np.ndarray  # (N,) dataset episode index of each sample
+    true_vars: np.ndarray | None  # (N, V) real game variables at the predicted frame
+    pred_vars: np.ndarray | None  # (N, V) dreamed ones
+
+
+@torch.no_grad()
+def one_step(
+    model: WorldModel,
+    store: EpisodeStore,
+    n: int,
+    context: int,
+    batch: int = 32,
+    seed: int = 0,
+    sampling: SamplingConfig | None = None,
+) -> OneStep:
+    """From ``context`` real frames and the real action, dream one step; compare with the real
+    next frame (one step = ``frames_per_step`` frames; PSNR is over the step's last frame)."""
+    s = model.frames_per_step
+    starts = clip_starts(store, n, context + s, seed)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("d", "c", "r", "a", "e", "tv", "pv")}
+    for i in range(0, len(starts), batch):
+        items = [store.read(pos, f, f + context + s) for pos, f in starts[i : i + batch]]
+        frames = np.stack([it["frames"] for it in items])
+        actions = np.stack([it["actions"] for it in items])
+        variables = _variables(items)
+        dreamer = model.dreamer(len(items), sampling, seed + i)
+        dreamer.start(
+            frames[:, :context],
+            actions[:, :context],
+            None if variables is None else variables[:, :context],
+        )
+        out = dreamer.step(actions[:, context : context + s])
+        real = frames[:, -1]
+        codes = model.tokenizer.encode(to_model(frames, model.device))
+        recon = to_uint8(model.tokenizer.decode_last(codes))[:, -1]
+        cols["d"].append(psnr(real, out.frames[:, -1]))
+        cols["c"].append(psnr(real, frames[:, context - 1]))
+        cols["r"].append(psnr(real, recon))
+        cols["a"].append(actions[:, -1])
+        cols["e"].append(np.array([store.entries[pos].index for pos, _ in starts[i : i + batch]]))
+        if variables is not None and out.variables is not None:
+            cols["tv"].append(variables[:, -1])
+            cols["pv"].append(out.variables)
+    cat = {k: np.concatenate(v) if v else None for k, v in cols.items()}
+    return OneStep(cat["d"], cat["c"], cat["r"], cat["a"], cat["e"], cat["tv"], cat["pv"])
 
 
 @torch.no_grad()

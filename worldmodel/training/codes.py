@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldmodel.data import EpisodeStore
+from worldmodel.data import EpisodeStore, load_manifest
 from worldmodel.frames import to_model
 from worldmodel.vqvae import VQVAE
 
@@ -31,6 +31,7 @@ class CodeSet:
     actions: np.ndarray  # (N, s) int16, -1 = none
     rewards: np.ndarray  # (N,) float32
     dones: np.ndarray  # (N,) bool: terminated on arriving at this step
+    variables: np.ndarray  # (N, V) float32 game variables at the step's last frame (V = 0: none)
     starts: np.ndarray  # (E,) int64
     lengths: np.ndarray  # (E,) int64
     episodes: np.ndarray  # (E,) int64 dataset episode indices
@@ -52,7 +53,12 @@ class CodeSet:
             "actions": self.actions[sl].astype(np.int64),
             "rewards": self.rewards[sl],
             "dones": self.dones[sl],
+            "variables": self.variables[sl],
         }
+
+    def episode_of(self, g: int) -> int:
+        """Position (in ``starts``) of the episode holding global step ``g``."""
+        return int(np.searchsorted(self.starts, g, side="right") - 1)
 
 
 def step_arrays(item: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
@@ -62,11 +68,14 @@ def step_arrays(item: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
     its reward their sum, and it is an ending if any of them ended the episode.
     """
     n = len(item["actions"]) // s * s
-    return {
+    out = {
         "actions": item["actions"][:n].reshape(-1, s),
         "rewards": item["rewards"][:n].reshape(-1, s).sum(1),
         "dones": item["terminated"][:n].reshape(-1, s).any(1),
     }
+    if "variables" in item:
+        out["variables"] = item["variables"][s - 1 : n : s].astype(np.float32)
+    return out
 
 
 @torch.no_grad()
@@ -101,7 +110,14 @@ def encode_split(
 ) -> CodeSet:
     store = EpisodeStore(data, split, env=env)
     s = tokenizer.config.time_down
-    parts: dict[str, list[np.ndarray]] = {"codes": [], "actions": [], "rewards": [], "dones": []}
+    n_vars = len(store.manifest.variable_names) if store.manifest.has_variables else 0
+    parts: dict[str, list[np.ndarray]] = {
+        "codes": [],
+        "actions": [],
+        "rewards": [],
+        "dones": [],
+        "variables": [],
+    }
     lengths, episodes = [], []
     for pos in tqdm(range(len(store)), desc=f"encode {split}", unit="ep", disable=not progress):
         entry = store.entries[pos]
@@ -117,10 +133,13 @@ def encode_split(
         parts["actions"].append(steps["actions"].astype(np.int16))
         parts["rewards"].append(steps["rewards"].astype(np.float32))
         parts["dones"].append(steps["dones"])
+        parts["variables"].append(steps.get("variables", np.zeros((len(codes), 0), np.float32)))
         lengths.append(len(codes))
         episodes.append(entry.index)
     store.close()
     lengths_a = np.array(lengths, dtype=np.int64)
+    if not parts["variables"]:
+        parts["variables"] = [np.zeros((0, n_vars), np.float32)]
     return CodeSet(
         **{k: np.concatenate(v) for k, v in parts.items()},
         starts=np.concatenate([[0], np.cumsum(lengths_a)[:-1]]).astype(np.int64),
@@ -134,7 +153,16 @@ def save_codes(path: Path, codes: CodeSet) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
     arrays = {
         k: getattr(codes, k)
-        for k in ("codes", "actions", "rewards", "dones", "starts", "lengths", "episodes")
+        for k in (
+            "codes",
+            "actions",
+            "rewards",
+            "dones",
+            "variables",
+            "starts",
+            "lengths",
+            "episodes",
+        )
     }
     np.savez(tmp, **arrays, meta=np.array(json.dumps(codes.meta)))
     os.replace(tmp, path)
@@ -159,13 +187,20 @@ def cached_codes(
 ) -> CodeSet:
     """The split's codes from ``out_dir``, encoding them first if missing or stale."""
     path = out_dir / f"codes_{split}.npz"
+    entries = load_manifest(data, env).split(split)
+    # Also rebuilt when the split's episodes change (more were collected).
+    tokenizer_id = {
+        **tokenizer_id,
+        "episodes": len(entries),
+        "steps": sum(e.length for e in entries),
+    }
     if path.exists():
         try:
             codes = load_codes(path)
             if codes.meta == tokenizer_id:
                 return codes
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable or from an older tokenizer: encode again
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable, from an older tokenizer or an older layout: encode again
     codes = encode_split(tokenizer, data, env, split, device, progress)
     codes.meta = tokenizer_id
     out_dir.mkdir(parents=True, exist_ok=True)

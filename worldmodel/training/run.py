@@ -9,7 +9,15 @@ import torch
 
 from worldmodel.checkpoint import load_checkpoint
 from worldmodel.cli import UserError
-from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, VQVAEConfig, from_dict, prior_config_for
+from worldmodel.config import (
+    FRAME_PRIOR_PRESETS,
+    PRIOR_PRESETS,
+    VQVAE_PRESETS,
+    VQVAEConfig,
+    frame_prior_config_for,
+    from_dict,
+    prior_config_for,
+)
 from worldmodel.training.loop import Runtime, TrainConfig, train
 from worldmodel.training.overrides import apply_overrides
 from worldmodel.world_model import export_world_model
@@ -55,8 +63,17 @@ def train_prior(
     overrides: list[str] = (),
     resume: bool = False,
     progress: bool = True,
+    arch: str = "frame",
+    state: bool = True,
+    starts: int = 256,
 ) -> dict[str, Any]:
-    """Train ``out/prior.pt`` over the tokenizer in ``out``, then export ``out/worldmodel.pt``."""
+    """Train ``out/prior.pt`` over the tokenizer in ``out``, then export ``out/worldmodel.pt``.
+
+    ``arch`` is ``raster`` (the paper's prior, code by code; overrides ``prior.FIELD``) or
+    ``frame`` (the frame-parallel prior; overrides ``frame.FIELD``), which with ``state``
+    carries the dataset's game variables as tokens. ``starts`` real start windows of the
+    validation split are bundled into ``worldmodel.pt``."""
+    from worldmodel.training.frame_stage import FramePriorStage, game_state_of
     from worldmodel.training.prior_stage import PriorStage
 
     tokenizer = out / "vqvae.pt"
@@ -66,12 +83,22 @@ def train_prior(
             f"--stage vqvae --preset {preset} --out {out}"
         )
     blob = load_checkpoint(tokenizer, "vqvae", env)
-    base = prior_config_for(
-        PRIOR_PRESETS[preset], from_dict(VQVAEConfig, blob["config"]), len(blob["action_names"])
-    )
-    model_config = apply_overrides(base, "prior", list(overrides))
+    vq, n_actions = from_dict(VQVAEConfig, blob["config"]), len(blob["action_names"])
     torch.manual_seed(config.seed)
-    stage = PriorStage(env, data, model_config, preset, out, runtime.device, progress=progress)
+    stage: Any
+    if arch == "frame":
+        game = game_state_of(data, env, state)
+        base = frame_prior_config_for(FRAME_PRIOR_PRESETS[preset], vq, n_actions, game.vocab)
+        frame_config = apply_overrides(base, "frame", list(overrides))
+        stage = FramePriorStage(
+            env, data, frame_config, game, preset, out, runtime.device, progress=progress
+        )
+    elif arch == "raster":
+        base = prior_config_for(PRIOR_PRESETS[preset], vq, n_actions)
+        model_config = apply_overrides(base, "prior", list(overrides))
+        stage = PriorStage(env, data, model_config, preset, out, runtime.device, progress=progress)
+    else:
+        raise UserError(f"--prior-arch must be frame or raster, not {arch!r}")
     metrics = train(
         stage,
         config,
@@ -82,5 +109,14 @@ def train_prior(
         progress=progress,
     )
     if runtime.main:
-        export_world_model(out / "prior.pt", out / "worldmodel.pt")
+        bank = None
+        if arch == "frame" and starts > 0:
+            from worldmodel.start_bank import bank_from_codes
+            from worldmodel.training.codes import cached_codes
+
+            tok_id = {"step": int(blob["step"]), "config": blob["config"]}
+            val = cached_codes(stage.tokenizer, tok_id, data, env, "val", out, runtime.device)
+            steps = max(stage.model.config.steps, stage.tokenizer.stream_window) + 1
+            bank = bank_from_codes(val, starts, steps, vq.time_down, seed=config.seed)
+        export_world_model(out / "prior.pt", out / "worldmodel.pt", starts=bank)
     return metrics

@@ -1,0 +1,205 @@
+"""The frame-parallel prior: causality, cached dreaming equals the full pass, the rolling
+window, state tokens, and the training windows' alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodel.config import VQVAE_PRESETS, FramePriorConfig
+from worldmodel.frame_prior import FramePrior
+from worldmodel.frame_sampling import FrameDreamer
+from worldmodel.frames import to_model
+from worldmodel.game_state import GameRules, GameState
+from worldmodel.ring_cache import RingKVCache
+from worldmodel.sampling import SamplingConfig
+from worldmodel.training.codes import CodeSet
+from worldmodel.training.frame_windows import frame_batch, window_starts
+from worldmodel.vqvae import VQVAE
+
+GAME = GameState(("HEALTH",), GameRules(1.0, 100.0, 4, 2100))
+
+
+def tiny(
+    window: int = 4, codebook: bool = True, state: bool = True, **kw
+) -> tuple[VQVAE, FramePrior]:
+    torch.manual_seed(0)
+    tok = VQVAE(VQVAE_PRESETS["tiny"]).eval()
+    config = FramePriorConfig(
+        n_codes=tok.config.n_codes,
+        steps=window,
+        height=8,
+        width=8,
+        state_vocab=GAME.vocab if state else (),
+        d_model=32,
+        n_layers=2,
+        n_heads=2,
+        n_actions=6,
+        action_dim=8,
+        codebook_dim=tok.config.code_dim if codebook else 0,
+        **kw,
+    )
+    prior = FramePrior(config).eval()
+    with torch.no_grad():  # conditional norms start as identity: give every weight a value
+        for p in prior.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    if codebook:
+        prior.set_codebook(tok.quantizer.codebook)
+    return tok, prior
+
+
+def episode(t: int = 9, b: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (b, t, 64, 64, 3), dtype=np.uint8)
+    actions = rng.integers(0, 6, (b, t))
+    variables = rng.integers(1, 100, (b, t, 1)).astype(np.float32)
+    return frames, actions, variables
+
+
+def test_a_block_never_sees_later_blocks_or_later_actions() -> None:
+    _, prior = tiny(window=8)
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, prior.config.n_codes, (2, 6, 8, 8), generator=g)
+    state = torch.randint(0, 100, (2, 6, 1), generator=g)
+    acts = torch.randint(0, 6, (2, 6, 1), generator=g)
+    out = prior(codes, state, acts)
+    later = codes.clone()
+    later[:, 4:] = (later[:, 4:] + 1) % prior.config.n_codes
+    acts2 = acts.clone()
+    acts2[:, 4] = (acts2[:, 4] + 1) % 6
+    changed = prior(later, state, acts2)
+    torch.testing.assert_close(changed.code_logits[:, :4], out.code_logits[:, :4])
+    torch.testing.assert_close(changed.state_logits[0][:, :4], out.state_logits[0][:, :4])
+    assert not torch.allclose(changed.code_logits[:, 4:], out.code_logits[:, 4:])
+
+
+@pytest.mark.parametrize("context", [2, 4, 5])
+def test_cached_dream_steps_equal_the_full_pass(context: int) -> None:
+    """Teacher-forced through the dreamer (ring cache, one pass per step) = one full pass over
+    the whole sequence, including after the window (4 blocks) starts rolling. (A start keeps
+    at most ``steps`` blocks, so with more context than that the first steps would differ.)"""
+    tok, prior = tiny(window=4)
+    frames, actions, variables = episode()
+    actions[:, 0] = 3  # mid-episode: the first frame is context only
+    codes = tok.encode(to_model(frames))
+    state = torch.as_tensor(GAME.quantize(variables))
+    dreamer = FrameDreamer(tok, prior, GAME, 2, SamplingConfig(temperature=0))
+    dreamer.start(frames[:, :context], actions[:, :context], variables[:, :context])
+    seen = []
+    real_sample = dreamer_sampler_spy(seen)
+    for t in range(context, frames.shape[1]):
+        with real_sample:
+            dreamer.step(actions[:, t])
+        with torch.inference_mode():  # teacher forcing: the real step becomes the input
+            dreamer.codes[:, -1] = codes[:, t]
+            dreamer.state[:, 0] = state[:, t, 0]
+        full = prior(codes[:, :t], state[:, :t], torch.as_tensor(actions[:, 1 : t + 1])[..., None])
+        torch.testing.assert_close(
+            seen[0], full.code_logits[:, -1].reshape(-1, 32), atol=1e-5, rtol=0
+        )
+        torch.testing.assert_close(seen[1], full.state_logits[0][:, -1], atol=1e-5, rtol=0)
+        seen.clear()
+
+
+class dreamer_sampler_spy:
+    """Records the logits the dreamer samples from (code logits, then each state's)."""
+
+    def __init__(self, seen: list) -> None:
+        self.seen = seen
+
+    def __enter__(self) -> None:
+        import worldmodel.frame_sampling as fs
+
+        self.fs, self.orig = fs, fs.sample_logits
+
+        def spy(logits, config, generator):
+            self.seen.append(logits.clone())
+            return self.orig(logits, config, generator)
+
+        fs.sample_logits = spy
+
+    def __exit__(self, *exc) -> None:
+        self.fs.sample_logits = self.orig
+
+
+def test_long_dreams_keep_constant_memory_and_the_same_cache() -> None:
+    tok, prior = tiny(window=4)
+    frames, actions, variables = episode(t=4)
+    dreamer = FrameDreamer(
+        tok, prior, GAME, 2, SamplingConfig(temperature=1.0), torch.Generator().manual_seed(0)
+    )
+    dreamer.start(frames, actions, variables)
+    keys = dreamer.cache.keys
+    for _ in range(40):
+        out = dreamer.step(np.array([1, 2]))
+    assert dreamer.cache.keys is keys and dreamer.codes.shape[1] == dreamer.history
+    assert out.frames.shape == (2, 1, 64, 64, 3) and out.variables.shape == (2, 1)
+    assert (dreamer.cache.age >= 0).sum(1).tolist() == [4, 4]
+
+
+def test_restarting_one_row_leaves_the_other_untouched() -> None:
+    tok, prior = tiny(window=4)
+    frames, actions, variables = episode(t=6, b=2)
+    a = FrameDreamer(tok, prior, GAME, 2, SamplingConfig(temperature=0))
+    a.start(frames, actions, variables)
+    a.step(np.array([1, 1]))
+    b = FrameDreamer(tok, prior, GAME, 2, SamplingConfig(temperature=0))
+    b.start(frames, actions, variables)
+    b.step(np.array([1, 1]))
+    other, o_act, o_var = episode(t=a.context_frames, b=1, seed=5)
+    b.start(other, o_act, o_var, rows=[1])
+    out_a, out_b = a.step(np.array([2, 2])), b.step(np.array([2, 2]))
+    np.testing.assert_array_equal(out_a.frames[0], out_b.frames[0])
+    assert not np.array_equal(out_a.frames[1], out_b.frames[1])
+
+
+def test_state_drives_reward_and_death() -> None:
+    values = np.array([[50.0], [0.0], [-4.0]])
+    assert GAME.dead(values).tolist() == [False, True, True]
+    np.testing.assert_allclose(GAME.reward(values), [4.0, -96.0, -96.0])
+    assert GAME.quantize(np.array([[-4.0], [250.0]])).tolist() == [[0], [200]]
+    assert GAME.dequantize(GAME.quantize(values)).tolist() == [[50.0], [0.0], [0.0]]
+
+
+def test_ring_cache_ages_and_evicts() -> None:
+    cache = RingKVCache(1, 1, 1, blocks=3, slots=2, head_dim=1)
+    k = [torch.arange(4.0).view(2, 1, 2, 1)]  # 2 blocks of context
+    cache.fill(torch.tensor([0]), k, k)
+    assert cache.age.tolist() == [[-1, 1, 0]]  # the ring's next slot is 0
+    ages = []
+    for _ in range(3):
+        cache.begin_step()
+        ages.append(cache.age.tolist()[0])
+        cache.end_step()
+    assert ages == [[0, 2, 1], [1, 0, 2], [2, 1, 0]]
+
+
+def test_training_windows_align_inputs_targets_and_actions() -> None:
+    """obs[t], a[t] -> obs[t+1]: block j reads step p+j-1 (BOS at an episode start), is
+    conditioned on the action into step p+j and predicts step p+j."""
+    n = 6
+    codes = CodeSet(
+        codes=np.arange(n)[:, None, None].repeat(8, 1).repeat(8, 2).astype(np.int16),
+        actions=np.array([[-1], [1], [2], [3], [4], [5]], dtype=np.int16),
+        rewards=np.zeros(n, np.float32),
+        dones=np.zeros(n, bool),
+        variables=np.array([[92], [92], [84], [84], [76], [0]], np.float32),
+        starts=np.array([0]),
+        lengths=np.array([n]),
+        episodes=np.array([7]),
+        meta={},
+    )
+    assert window_starts(codes, 4).tolist() == [0, 1, 2]
+    b = frame_batch(codes, np.array([0, 2]), 4, GAME, n_codes=32)
+    assert b.in_codes[0, :, 0, 0].tolist() == [32, 0, 1, 2]  # BOS, then the step before
+    assert b.codes[0, :, 0, 0].tolist() == [0, 1, 2, 3]
+    assert b.actions[0, :, 0].tolist() == [-1, 1, 2, 3]
+    assert b.valid[0].tolist() == [False, True, True, True]
+    assert b.in_state[1, :, 0].tolist() == [92, 84, 84, 76] and b.state[1, :, 0].tolist() == [
+        84,
+        84,
+        76,
+        0,
+    ]
+    assert GAME.dead(GAME.dequantize(b.state[1])).tolist() == [False, False, False, True]

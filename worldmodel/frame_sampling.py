@@ -1,0 +1,239 @@
+"""Dreaming with the frame-parallel prior: one forward pass per frame, a rolling window.
+
+:class:`FrameDreamer` has the interface of :class:`worldmodel.sampling.Dreamer` (``start``,
+``step``, ``context_frames``, ``timing``) and adds the game state: ``start`` takes the real
+frames' game variables, and every step returns the dreamed variables, the reward the
+scenario's rules give for them and whether the player died.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from worldmodel.frame_prior import Block, FramePrior, _heads, time_mask
+from worldmodel.frames import to_model, to_uint8
+from worldmodel.game_state import GameState
+from worldmodel.ring_cache import RingKVCache
+from worldmodel.sampling import DreamStep, SamplingConfig, sample_logits
+from worldmodel.vqvae import VQVAE
+
+
+class FrameDreamer:
+    """B synchronised dreams over a causal tokenizer and a :class:`FramePrior`."""
+
+    def __init__(
+        self,
+        tokenizer: VQVAE,
+        prior: FramePrior,
+        game: GameState,
+        batch: int = 1,
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not tokenizer.config.causal:
+            raise ValueError("dreaming streams frames: it needs a causal tokenizer")
+        c = prior.config
+        if len(c.state_vocab) != game.size:
+            raise ValueError(
+                f"the prior carries {len(c.state_vocab)} variables, the game {game.size}"
+            )
+        self.tokenizer, self.prior, self.game = tokenizer.eval(), prior.eval(), game
+        self.sampling = sampling or SamplingConfig()
+        self.batch, self.s, self.window = batch, c.actions_per_step, c.steps
+        self.device = next(prior.parameters()).device
+        self.generator = generator
+        # one step more than the window: the oldest block reads the step before it
+        self.history = max(c.steps + 1, tokenizer.stream_window)
+        self.cache = RingKVCache(
+            c.n_layers, batch, c.n_heads, c.steps, c.slots, c.d_model // c.n_heads, self.device
+        )
+        self.codes = torch.zeros(batch, 0, c.height, c.width, dtype=torch.long, device=self.device)
+        self.state = torch.zeros(batch, game.size, dtype=torch.long, device=self.device)
+        self.started = False
+        self.timing: dict[str, float] = {}
+
+    @property
+    def context_frames(self) -> int:
+        """Frames a row restart must bring: as many as the other rows have in their history."""
+        return self.codes.shape[1] * self.s
+
+    @property
+    def variables(self) -> np.ndarray:
+        """(B, V) float32: each dream's current game variables."""
+        return self.game.dequantize(self.state.cpu().numpy())
+
+    def _blocks(
+        self, codes: torch.Tensor, acts: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inputs of the blocks for steps 0..m-1 (codes (b, m, H', W'), actions (b, m, s),
+        state (b, m, V)): block j reads step j-1 and predicts step j. Step 0 has no earlier
+        step in view, so it is a block only at an episode start (its action is -1), with BOS
+        input; the third output (b,) says which rows are at one."""
+        bos_codes = torch.full_like(codes[:, :1], self.prior.bos)
+        none_state = torch.full_like(state[:, :1], -1)
+        in_codes = torch.cat([bos_codes, codes[:, :-1]], 1)
+        in_state = torch.cat([none_state, state[:, :-1]], 1)
+        return in_codes, in_state, (acts[:, 0] < 0).all(-1)
+
+    @torch.inference_mode()
+    def start(
+        self,
+        frames: np.ndarray,
+        actions: np.ndarray,
+        variables: np.ndarray | None = None,
+        rows: list[int] | None = None,
+    ) -> None:
+        """(Re)start dreams from real frames.
+
+        Args:
+            frames: (b, n, H, W, 3) uint8 real frames, n a positive multiple of actions_per_step.
+            actions: (b, n) int, the action that led into each frame (-1: none/unknown).
+            variables: (b, n, V) the game variables at each frame (needed if the model carries
+                state: it starts from the last frame's).
+            rows: restart only these rows; they must bring :attr:`context_frames` frames.
+        """
+        n = frames.shape[1]
+        if n == 0 or n % self.s:
+            raise ValueError(f"need a positive multiple of {self.s} context frames, got {n}")
+        codes = self.tokenizer.encode(to_model(frames, self.device))
+        self.start_codes(codes, actions, variables, rows)
+
+    @torch.inference_mode()
+    def start_codes(
+        self,
+        codes: torch.Tensor | np.ndarray,
+        actions: np.ndarray,
+        variables: np.ndarray | None = None,
+        rows: list[int] | None = None,
+    ) -> None:
+        """:meth:`start` from the real frames' codes (b, m, H', W') instead of the frames
+        (``actions`` and ``variables`` as there, for the m * actions_per_step frames)."""
+        codes = torch.as_tensor(codes, device=self.device).long()
+        n = np.asarray(actions).shape[1]
+        if n != codes.shape[1] * self.s:
+            raise ValueError(f"{n} actions do not match {codes.shape[1]} latent steps of codes")
+        codes = codes[:, -self.history :]
+        if rows is not None and codes.shape[1] * self.s != self.context_frames:
+            raise ValueError(
+                f"restarted rows need {self.context_frames} context frames, "
+                f"got {codes.shape[1] * self.s}"
+            )
+        if self.game.size and variables is None:
+            raise ValueError(
+                "this world model carries the game state: start it from frames with their "
+                f"game variables ({', '.join(self.game.names)})"
+            )
+        steps = n // self.s
+        acts = torch.as_tensor(np.asarray(actions), device=self.device).long()
+        acts = acts.view(-1, steps, self.s)[:, -codes.shape[1] :]
+        if self.game.size:
+            per_step = np.asarray(variables)[:, self.s - 1 :: self.s][:, -codes.shape[1] :]
+            state = torch.as_tensor(self.game.quantize(per_step), device=self.device)
+        else:
+            state = torch.zeros(
+                codes.shape[0], codes.shape[1], 0, dtype=torch.long, device=self.device
+            )
+        in_codes, in_state, first = self._blocks(codes, acts, state)
+        idx = torch.arange(self.batch, device=self.device)
+        if rows is not None:
+            idx = torch.as_tensor(rows, device=self.device)
+        if rows is None:
+            self.codes = codes
+            self.state = state[:, -1].clone()
+        else:
+            if not self.started:
+                raise RuntimeError("start all rows before restarting some")
+            self.codes[idx] = codes
+            self.state[idx] = state[:, -1]
+        # Rows at an episode start have one more block (BOS -> step 0) than the others.
+        for at_start in (True, False):
+            sel = torch.nonzero(first == at_start)[:, 0]
+            k = min(self.window, codes.shape[1] - (0 if at_start else 1))
+            if len(sel) == 0 or k <= 0:
+                continue
+            keys, values = self._prefill(in_codes[sel, -k:], in_state[sel, -k:], acts[sel, -k:])
+            self.cache.fill(idx[sel], keys, values)
+        self.started = True
+
+    def _prefill(
+        self, in_codes: torch.Tensor, in_state: torch.Tensor, acts: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every layer's time-attention keys/values (b * slots, heads, k, head_dim) of k
+        context blocks."""
+        p = self.prior
+        b, k = in_codes.shape[:2]
+        cond = p.condition(acts)
+        norms = p.norm_params(cond)
+        x = p.embed(in_codes.reshape(b, k, -1), in_state, cond)
+        mask = time_mask(k, p.time_bias)
+        keys, values = [], []
+        for i, block in enumerate(p.blocks):
+            x, kk, vv = block(x, p.block_norms(norms, i), mask)
+            keys.append(kk)
+            values.append(vv)
+        return keys, values
+
+    @torch.inference_mode()
+    def step(self, actions: np.ndarray | torch.Tensor) -> DreamStep:
+        """Dream one latent step for every row given its actions (B, s) (or (B,) if s = 1)."""
+        if not self.started:
+            raise RuntimeError("call start() with real context frames first")
+        p, c = self.prior, self.prior.config
+        acts = torch.as_tensor(actions, dtype=torch.long, device=self.device).view(
+            self.batch, 1, self.s
+        )
+        if c.n_actions and (acts.min() < 0 or acts.max() >= c.n_actions):
+            raise ValueError(
+                f"actions must be in [0, {c.n_actions}), got {acts.flatten().tolist()}"
+            )
+        t0 = time.perf_counter()
+        cond = p.condition(acts)
+        norms = p.norm_params(cond)
+        last = self.codes[:, -1].reshape(self.batch, 1, -1)
+        x = p.embed(last, self.state[:, None], cond)[:, 0]  # (B, slots, d)
+        self.cache.begin_step()
+        mask = self.cache.mask(p.time_bias)
+        for i, block in enumerate(p.blocks):
+            x = _cached_block(block, x, p.block_norms(norms, i), mask, self.cache, i)
+        self.cache.end_step()
+        hidden = p.final(x[:, None], norms)  # (B, 1, slots, d)
+        code_logits, state_logits = p.logits(hidden)
+        new = sample_logits(code_logits.reshape(-1, c.n_codes), self.sampling, self.generator)
+        step_codes = new.view(self.batch, 1, c.height, c.width)
+        state_sampling = self.sampling
+        if self.sampling.state_temperature is not None:
+            state_sampling = SamplingConfig(temperature=self.sampling.state_temperature)
+        for v, logits in enumerate(state_logits):
+            self.state[:, v] = sample_logits(logits[:, 0], state_sampling, self.generator)
+        self.codes = torch.cat([self.codes, step_codes], 1)[:, -self.history :]
+        t1 = time.perf_counter()
+        frames = self.tokenizer.decode_last(self.codes)  # (B, 3, s, H, W)
+        self.timing = {"prior": t1 - t0, "decode": time.perf_counter() - t1}
+        variables = self.variables
+        dead = self.game.dead(variables)
+        return DreamStep(
+            frames=to_uint8(frames),
+            codes=step_codes[:, 0],
+            reward=self.game.reward(variables).astype(np.float32),
+            done_prob=dead.astype(np.float32),
+            variables=variables,
+        )
+
+
+def _cached_block(
+    block: Block, x: torch.Tensor, norms: tuple, mask: torch.Tensor, cache: RingKVCache, layer: int
+) -> torch.Tensor:
+    """One layer for the new block's tokens x (B, S, d), its time attention over the ring."""
+    b, s, d = x.shape
+    h = block.ln_t(x, norms[0]).reshape(b * s, 1, d)
+    q, k, v = _heads(h, block.qkv_t, block.n_heads)  # (B*S, heads, 1, hd)
+    cache.write(layer, k, v)
+    y = F.scaled_dot_product_attention(q, cache.keys[layer], cache.values[layer], attn_mask=mask)
+    x = x + block.proj_t(y.reshape(b, s, d))
+    x4 = x[:, None]  # (B, 1, S, d): one block
+    x = x + block.space_attention(x4, norms[1])[:, 0]
+    return x + block.mlp(x[:, None], norms[2])[:, 0]
