@@ -89,3 +89,71 @@ def save_world_model(model, path: Path, heads: bool = True) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_world_model(tiny_world_model(), tmp_path_factory.mktemp("wm") / "worldmodel.pt")
+
+
+def tiny_frame_world_model(env: str = "health_gathering", seed: int = 0, bank: bool = True):
+    """An untrained tiny world model with the frame prior and the env's game state (HEALTH and
+    the scenario's rules), with a bank of random start windows when ``bank``."""
+    import numpy as np
+
+    from agents.doom_env import make_env
+    from agents.scenarios import get_scenario
+    from worldmodel.config import FRAME_PRIOR_PRESETS, VQVAE_PRESETS, frame_prior_config_for
+    from worldmodel.frame_prior import FramePrior
+    from worldmodel.game_state import GameRules, GameState
+    from worldmodel.start_bank import DreamStarts
+    from worldmodel.vqvae import VQVAE
+    from worldmodel.world_model import WorldModel
+
+    torch.manual_seed(seed)
+    names = list(get_scenario(env).action_names)
+    real = make_env(env)
+    game = GameState(real.variable_names, GameRules.from_manifest(real.rules))
+    real.close()
+    tokenizer = VQVAE(VQVAE_PRESETS["tiny"]).eval()
+    config = frame_prior_config_for(
+        FRAME_PRIOR_PRESETS["tiny"], tokenizer.config, len(names), game.vocab
+    )
+    prior = FramePrior(config).eval()
+    starts = None
+    if bank:
+        rng = np.random.default_rng(seed)
+        n = config.steps + 1
+        starts = DreamStarts(
+            codes=rng.integers(0, tokenizer.config.n_codes, (4, n, 8, 8)).astype(np.int16),
+            actions=rng.integers(0, len(names), (4, n)).astype(np.int16),
+            variables=np.full((4, n, game.size), 84.0, np.float32),
+            episodes=np.arange(4),
+            steps=np.full(4, 10),
+        )
+    return WorldModel(tokenizer, prior, env, names, game=game, starts=starts)
+
+
+def save_frame_world_model(model, path: Path) -> Path:
+    """Write a frame-prior world model in the ``worldmodel.pt`` layout of
+    ``export_world_model``."""
+    from worldmodel.checkpoint import save_checkpoint
+    from worldmodel.config import to_dict
+
+    payload = {
+        "kind": "worldmodel",
+        "arch": "frame",
+        "env": model.env,
+        "preset": "tiny",
+        "action_names": model.action_names,
+        "config": to_dict(model.prior.config),
+        "game": model.game.to_dict(),
+        "prior": model.prior.state_dict(),
+        "tokenizer": {
+            "config": to_dict(model.tokenizer.config),
+            "model": model.tokenizer.state_dict(),
+            "step": 0,
+        },
+        "step": 0,
+        "metrics": {},
+        "train_config": {},
+    }
+    if model.starts is not None:
+        payload["starts"] = model.starts.to_dict()
+    save_checkpoint(path, payload)
+    return path

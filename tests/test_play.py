@@ -182,3 +182,33 @@ def test_missing_model_says_how_to_make_one(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 2 and "train.py --env basic --quickstart" in result.stderr
+
+
+def test_a_dream_with_game_state_shows_health_dies_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A frame model whose state head always dreams 0 HP: the dream dies on its first step, the
+    HUD shows the health bar, the death screen the score, and headless runs print it."""
+    import torch
+
+    from agents.play.loop import _message
+    from tests.conftest import tiny_frame_world_model
+
+    model = tiny_frame_world_model(bank=False)
+    with torch.no_grad():
+        model.prior.state_head.bias.fill_(-50.0)
+        model.prior.state_head.bias[0] = 50.0  # bin 0 of HEALTH: dead
+    session = PlaySession("health_gathering", "side-by-side", model, seed=1)
+    session.restart()
+    assert session.dream_score.variables[0] == session.real_score.variables[0] > 0
+    session.step(1)
+    assert session.dream_over and session.dream_score.variables[0] == 0
+    assert session.dream_score.ret == -96.0 and session.dream_score.reason == "death"
+    assert _message(session, paused=False)[:2] == [
+        "You died in the dream",
+        "survived 1 steps, return -96",
+    ]
+    controller = Controller("random", 6, list(session.scenario.action_names), 0, None)
+    run(session, PlayOptions(headless=True, steps=3, fps=0), controller)
+    out = capsys.readouterr().out
+    assert "dream death after 1 steps, return -96 (HEALTH 0)" in out

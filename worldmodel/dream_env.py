@@ -22,7 +22,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from worldmodel.dream_starts import DatasetStarts, RealEnvStarts, make_starts
+from worldmodel.dream_batch import BatchStep, DreamBatch
+from worldmodel.dream_starts import make_starts
 
 if TYPE_CHECKING:
     from worldmodel.sampling import SamplingConfig
@@ -40,7 +41,6 @@ SCENARIO_NAMES = (
 )
 RENDER_FPS = 35 / 4  # ViZDoom's 35 tics per second at a frame skip of 4, as in the real env
 RENDER_SCALE = 8  # the human window shows 64x64 frames at 512x512
-MAX_STEPS = 525  # health_gathering's 2100-tic timeout at a frame skip of 4
 
 
 def register_dream_envs() -> None:
@@ -73,109 +73,30 @@ def load_world_model(
     return checkpoint
 
 
-class DreamBatch:
-    """N dreams that start, step and restart from real frames: what both envs run.
-
-    Each env step is one latent step of the prior; with ``frames_per_step`` > 1 the action is
-    held for every frame of it and the observation is its last frame. ``restart`` draws every
-    start, and on a full restart the sampler's seed, from the ``rng`` it is given, so the env's
-    ``np_random`` alone decides the whole dream.
-    """
-
-    def __init__(
-        self,
-        model: WorldModel,
-        batch: int,
-        starts: DatasetStarts | RealEnvStarts,
-        context_frames: int | None,
-        max_steps: int,
-        done_threshold: float,
-        sampling: SamplingConfig | None,
-    ) -> None:
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
-        self.dreamer = model.dreamer(batch, sampling)
-        self.batch, self.starts, self.s = batch, starts, model.frames_per_step
-        self.max_steps, self.done_threshold = max_steps, done_threshold
-        # Row restarts must bring as much history as the other rows hold, which grows to the
-        # dreamer's whole history: with data, start every dream with that much.
-        most = self.dreamer.history * self.s
-        if context_frames is None:
-            context_frames = most if isinstance(starts, DatasetStarts) else self.s
-        if not 0 < context_frames <= most or context_frames % self.s:
-            raise ValueError(
-                f"context_frames must be a multiple of {self.s} in [{self.s}, {most}], "
-                f"got {context_frames}"
-            )
-        self.context_frames = context_frames
-        if isinstance(starts, DatasetStarts):  # refuse data too short now, not at a restart
-            starts.windows(context_frames if batch == 1 else most)
-        r = model.tokenizer.config.resolution
-        self.frames = np.zeros((batch, r, r, 3), dtype=np.uint8)  # each dream's current frame
-        self.steps = np.zeros(batch, dtype=np.int64)  # env steps since each dream's start
-        self.started = False
-
-    def restart(self, rng: np.random.Generator, rows: list[int] | None = None) -> list[dict]:
-        """(Re)start every dream, or only ``rows``, from real frames; the starts' infos."""
-        if rows is None or len(rows) == self.batch:
-            draws = [self.starts.draw(rng, self.context_frames) for _ in range(self.batch)]
-            self.dreamer.generator.manual_seed(int(rng.integers(0, 2**63 - 1)))
-            self.dreamer.start(
-                np.stack([d.frames for d in draws]), np.stack([d.actions for d in draws])
-            )
-            rows = list(range(self.batch))
-        else:
-            n = self.dreamer.context_frames
-            draws = [self.starts.draw(rng, n) for _ in rows]
-            self.dreamer.start(
-                np.stack([d.frames for d in draws]), np.stack([d.actions for d in draws]), rows=rows
-            )
-        self.frames[rows] = np.stack([d.frames[-1] for d in draws])
-        self.steps[rows] = 0
-        self.started = True
-        return [d.info for d in draws]
-
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """One latent step of every dream for ``actions`` (B,) int.
-
-        Returns frames (B, H, W, 3) uint8, rewards (B,) float64, terminated and truncated
-        (B,) bool, and the predicted probabilities (B,) float32 that each episode ended.
-        """
-        if not self.started:
-            raise RuntimeError("call reset() before step()")
-        out = self.dreamer.step(np.repeat(np.asarray(actions)[:, None], self.s, axis=1))
-        self.frames = np.ascontiguousarray(out.frames[:, -1])
-        self.steps += 1
-        terminated = out.done_prob > self.done_threshold
-        truncated = self.steps >= self.max_steps
-        return (
-            self.frames.copy(),
-            out.reward.astype(np.float64),
-            terminated,
-            truncated,
-            out.done_prob,
-        )
-
-
 class DreamEnv(gym.Env):
     """One dream of a world model as a gymnasium env.
 
     Observations are (H, W, 3) uint8 frames (64x64 for this project's tokenizers); actions are
     the model's ``Discrete`` action set, named by :attr:`action_names`. ``reset`` starts from
-    real frames (a random window of ``data``, or the first frame of ``real_env``) and returns
-    the last of them; ``step`` dreams on. The reward is the predicted one, ``terminated`` is the
-    predicted end probability above ``done_threshold``, and ``truncated`` comes after
-    ``max_steps`` steps.
+    real frames (the real start windows shipped in the model, a random window of ``data``, or
+    the first frames of ``real_env``) and returns the last of them; ``step`` dreams on.
+
+    With a model that carries the game state (the frame prior), the reward follows from the
+    dreamed state by the scenario's rules, ``terminated`` is the dreamed death (HEALTH <= 0),
+    ``info["game_variables"]`` holds the dreamed variables ({"HEALTH": 84.0, ...}), and
+    ``truncated`` comes at the scenario's timeout counted from where the start was in its
+    episode. With the paper's raster prior both come from its reward and end heads
+    (``terminated`` when the end probability passes ``done_threshold``) and ``truncated``
+    after 525 steps. ``max_steps``, if given, truncates after that many dreamed steps instead.
 
     Args:
         checkpoint: a ``worldmodel.pt``/``prior.pt`` path, or a loaded :class:`WorldModel`.
-        data: a dataset folder of the model's env, whose ``split`` episodes dreams start from.
+        data: a dataset folder of the model's env, whose ``split`` episodes dreams start from
+            (default: the start windows shipped inside the model).
         env: refuse a checkpoint for any other env (registered ids fix it).
         real_env: a gymnasium env of the model's env to start from instead of ``data``.
         context_frames: real frames each dream starts from (default: the dreamer's whole
-            history with data, one latent step with a real env).
+            history with recorded starts, one latent step with a real env).
         sampling: temperature, top-k, top-p and slide of the dream.
         device: where a checkpoint path is loaded.
     """
@@ -188,7 +109,7 @@ class DreamEnv(gym.Env):
         data: Path | str | None = None,
         env: str | None = None,
         real_env: gym.Env | None = None,
-        max_steps: int = MAX_STEPS,
+        max_steps: int | None = None,
         context_frames: int | None = None,
         sampling: SamplingConfig | None = None,
         device: str = "cpu",
@@ -207,6 +128,7 @@ class DreamEnv(gym.Env):
             model, 1, starts, context_frames, max_steps, done_threshold, sampling
         )
         self.action_names = list(model.action_names)
+        self.variable_names = list(model.game.names)
         self.action_space = gym.spaces.Discrete(len(self.action_names))
         self.observation_space = gym.spaces.Box(0, 255, self.dreams.frames.shape[1:], np.uint8)
         self.render_mode = render_mode
@@ -218,6 +140,8 @@ class DreamEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         info = self.dreams.restart(self.np_random)[0]
+        if self.variable_names:
+            info["game_variables"] = _named(self.variable_names, self.dreams.variables[0])
         if self.render_mode == "human":
             self.render()
         return self.dreams.frames[0].copy(), info
@@ -225,11 +149,17 @@ class DreamEnv(gym.Env):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self.action_space.contains(action):
             raise ValueError(f"action {action!r} is outside {self.action_space}")
-        frames, reward, terminated, truncated, done_prob = self.dreams.step(np.array([action]))
+        out = self.dreams.step(np.array([action]))
         if self.render_mode == "human":
             self.render()
-        info = {"done_prob": float(done_prob[0])}
-        return frames[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+        info = _step_info(self.variable_names, out, 0)
+        return (
+            out.frames[0],
+            float(out.rewards[0]),
+            bool(out.terminated[0]),
+            bool(out.truncated[0]),
+            info,
+        )
 
     def render(self) -> np.ndarray | None:
         """The current frame (H, W, 3) uint8 in ``rgb_array`` mode; a window in ``human``."""
@@ -288,7 +218,7 @@ class VecDreamEnv(VectorEnv):
         data: Path | str | None = None,
         env: str | None = None,
         real_env: gym.Env | None = None,
-        max_steps: int = MAX_STEPS,
+        max_steps: int | None = None,
         context_frames: int | None = None,
         sampling: SamplingConfig | None = None,
         device: str = "cpu",
@@ -312,6 +242,7 @@ class VecDreamEnv(VectorEnv):
         )
         self.num_envs = num_envs
         self.action_names = list(model.action_names)
+        self.variable_names = list(model.game.names)
         self.single_action_space = gym.spaces.Discrete(len(self.action_names))
         shape = self.dreams.frames.shape[1:]
         self.single_observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
@@ -325,8 +256,13 @@ class VecDreamEnv(VectorEnv):
         super().reset(seed=seed)
         infos: dict[str, Any] = {}
         for i, info in enumerate(self.dreams.restart(self.np_random)):
-            infos = self._add_info(infos, info, i)
+            infos = self._add_info(infos, self._start_info(info, i), i)
         return self.dreams.frames.copy(), infos
+
+    def _start_info(self, info: dict[str, Any], row: int) -> dict[str, Any]:
+        if self.variable_names:
+            info["game_variables"] = _named(self.variable_names, self.dreams.variables[row])
+        return info
 
     def step(
         self, actions: np.ndarray
@@ -335,19 +271,20 @@ class VecDreamEnv(VectorEnv):
         actions = np.asarray(actions)
         if not self.action_space.contains(actions):
             raise ValueError(f"actions {actions!r} are outside {self.action_space}")
-        obs, rewards, terminated, truncated, done_prob = self.dreams.step(actions)
-        ended = np.flatnonzero(terminated | truncated).tolist()
+        out = self.dreams.step(actions)
+        obs = out.frames
+        ended = np.flatnonzero(out.terminated | out.truncated).tolist()
         infos: dict[str, Any] = {}
         for i in range(self.num_envs):
-            step_info = {"done_prob": float(done_prob[i])}
+            step_info = _step_info(self.variable_names, out, i)
             if i in ended:
                 step_info = {"final_obs": obs[i], "final_info": step_info}
             infos = self._add_info(infos, step_info, i)
         if ended:
             for i, info in zip(ended, self.dreams.restart(self.np_random, ended), strict=True):
-                infos = self._add_info(infos, info, i)
+                infos = self._add_info(infos, self._start_info(info, i), i)
             obs = self.dreams.frames.copy()
-        return obs, rewards, terminated, truncated, infos
+        return obs, out.rewards, out.terminated, out.truncated, infos
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """Each dream's current frame (H, W, 3) uint8 in ``rgb_array`` mode."""
@@ -357,3 +294,14 @@ class VecDreamEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.dreams.starts.close()
+
+
+def _named(names: list[str], values: np.ndarray) -> dict[str, float]:
+    return {n: float(v) for n, v in zip(names, values, strict=True)}
+
+
+def _step_info(names: list[str], out: BatchStep, row: int) -> dict[str, Any]:
+    info: dict[str, Any] = {"done_prob": float(out.done_prob[row])}
+    if names and out.variables is not None:
+        info["game_variables"] = _named(names, out.variables[row])
+    return info

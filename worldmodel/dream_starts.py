@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from worldmodel.data import DatasetError, EpisodeStore
+from worldmodel.start_bank import DreamStarts
 
 if TYPE_CHECKING:
     from worldmodel.world_model import WorldModel
@@ -17,9 +18,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class Start:
-    frames: np.ndarray  # (n, H, W, 3) uint8: real frames, the dream continues from the last
+    frames: np.ndarray | None  # (n, H, W, 3) uint8: real frames, the dream goes on from the last
     actions: np.ndarray  # (n,) int64: the action into each frame (-1: none)
-    info: dict[str, Any]  # where they come from
+    info: dict[str, Any]  # where they come from; "step": the last frame's step in its episode
+    variables: np.ndarray | None = None  # (n, V) float32 game variables at each frame
+    codes: np.ndarray | None = None  # (n / s, H', W') the frames' codes, when frames are absent
 
 
 class DatasetStarts:
@@ -50,8 +53,8 @@ class DatasetStarts:
         pos = int(np.searchsorted(ends, i, side="right"))
         start = i - (int(ends[pos - 1]) if pos else 0)
         item = self.store.read(pos, start, start + n)
-        info = {"episode": self.store.entries[pos].index, "start": start}
-        return Start(item["frames"], item["actions"], info)
+        info = {"episode": self.store.entries[pos].index, "start": start, "step": start + n - 1}
+        return Start(item["frames"], item["actions"], info, item.get("variables"))
 
     def close(self) -> None:
         self.store.close()
@@ -66,25 +69,66 @@ class RealEnvStarts:
 
     def draw(self, rng: np.random.Generator, n: int) -> Start:
         seed = int(rng.integers(0, 2**31 - 1))
-        obs, _ = self.env.reset(seed=seed)
-        frames, actions = [obs], [-1]
+        obs, info = self.env.reset(seed=seed)
+        frames, actions, variables = [obs], [-1], [info.get("game_variables")]
         for _ in range(n - 1):
             actions.append(int(rng.integers(self.n_actions)))
-            frames.append(self.env.step(actions[-1])[0])
-        return Start(np.stack(frames), np.array(actions, dtype=np.int64), {"seed": seed})
+            obs, _, _, _, info = self.env.step(actions[-1])
+            frames.append(obs)
+            variables.append(info.get("game_variables"))
+        known = all(v is not None for v in variables)
+        return Start(
+            np.stack(frames),
+            np.array(actions, dtype=np.int64),
+            {"seed": seed, "step": n - 1},
+            np.stack(variables).astype(np.float32) if known else None,
+        )
 
     def close(self) -> None:  # the caller owns the real env
         pass
 
 
+class BankStarts:
+    """Dream starts drawn from the real start windows shipped inside the model."""
+
+    def __init__(self, bank: DreamStarts, frames_per_step: int) -> None:
+        self.bank, self.s = bank, frames_per_step
+
+    def draw(self, rng: np.random.Generator, n: int) -> Start:
+        have = self.bank.codes.shape[1] * self.s
+        if n > have or n % self.s:
+            raise DatasetError(
+                f"the model's start windows hold {have} frames; a dream cannot start from {n}"
+            )
+        i = int(rng.integers(len(self.bank)))
+        steps = n // self.s
+        first = int(self.bank.steps[i]) + self.bank.codes.shape[1] - steps
+        info = {"episode": int(self.bank.episodes[i]), "start": first * self.s, "bank": i}
+        info["step"] = (first + steps) * self.s - 1
+        return Start(
+            None,
+            self.bank.actions[i, -n:].astype(np.int64),
+            info,
+            self.bank.variables[i, -n:],
+            self.bank.codes[i, -steps:].astype(np.int64),
+        )
+
+    def close(self) -> None:
+        pass
+
+
 def make_starts(
     model: WorldModel, data: Path | str | None, real_env: gym.Env | None, split: str
-) -> DatasetStarts | RealEnvStarts:
-    """Where dreams start: ``data`` (a dataset folder of ``model.env``) or ``real_env``."""
+) -> DatasetStarts | RealEnvStarts | BankStarts:
+    """Where dreams start: ``data`` (a dataset folder of ``model.env``), ``real_env``, or by
+    default the real start windows shipped inside the model."""
     if data is None and real_env is None:
+        if model.starts is not None:
+            return BankStarts(model.starts, model.frames_per_step)
         raise ValueError(
             f"a dream starts from real frames: pass data=<a dataset folder of {model.env!r} "
-            f"episodes> or real_env=<a gymnasium env of {model.env!r}>"
+            f"episodes> or real_env=<a gymnasium env of {model.env!r}> (this model ships no "
+            "start windows of its own)"
         )
     if data is not None and real_env is not None:
         raise ValueError("pass data or real_env, not both: a dream starts from one of them")

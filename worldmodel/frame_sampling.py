@@ -159,6 +159,12 @@ class FrameDreamer:
             self.cache.fill(idx[sel], keys, values)
         self.started = True
 
+    @torch.inference_mode()
+    def decode_current(self, rows: list[int] | None = None) -> np.ndarray:
+        """(b, H, W, 3) uint8: the last frame of each dream's (or ``rows``') current step."""
+        codes = self.codes if rows is None else self.codes[torch.as_tensor(rows)]
+        return to_uint8(self.tokenizer.decode_last(codes))[:, -1]
+
     def _prefill(
         self, in_codes: torch.Tensor, in_state: torch.Tensor, acts: torch.Tensor
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

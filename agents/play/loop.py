@@ -14,8 +14,8 @@ import pygame
 
 from agents.play.keys import KeyState, action_for_keys, key_help
 from agents.play.recorder import Recorder
-from agents.play.session import PlaySession, View
-from agents.play.window import Window
+from agents.play.session import PlaySession, Score, View
+from agents.play.window import PaneState, Window
 from agents.policies import Policy
 
 CONTROLS = [
@@ -187,7 +187,10 @@ def run(
                 action = controller.act(obs, session.scenario)
                 if controller.finished:
                     break
+                was_over = (session.dream_over, session.real_over)
                 last_view = session.step(action)
+                for line in ended_lines(session, was_over):
+                    print(line, flush=True)
                 queue = list(zip_longest(last_view.dream, last_view.real))
                 summary.steps += 1
                 for part, seconds in last_view.timing.items():
@@ -199,9 +202,12 @@ def run(
                             "action": action,
                             "action_name": names[action],
                             "source": controller.source,
+                            "temperature": session.temperature,
                             "reward_pred": last_view.reward_pred,
                             "done_prob": last_view.done_prob,
                             "real_reward": last_view.real_reward,
+                            **_variables("dream", session.dream_score, session.variable_names),
+                            **_variables("real", session.real_score, session.variable_names),
                         }
                     )
             if queue:
@@ -215,17 +221,24 @@ def run(
             )
             recent = summary.frame_times[-60:]
             fps = 1.0 / float(np.median(recent)) if recent else 0.0
+            parts = "  ".join(
+                f"{k} {np.median(v[-60:]) * 1e3:.0f}ms"
+                for k, v in summary.parts.items()
+                if k in ("prior", "decode", "real") and v
+            )
             hud = [
-                f"{session.mode}  |  {fps:4.1f} fps  |  {options.device}  |  temperature "
-                f"{session.temperature:.2f}  |  step {session.steps}",
-                f"action: {names[action]} ({controller.source})   predicted reward "
-                f"{last_view.reward_pred:+.1f}   end prob {last_view.done_prob:.2f}   real reward "
-                f"{last_view.real_reward:+.1f}",
+                f"{session.mode} | {fps:4.1f} fps ({parts}) | {options.device} | temp "
+                f"{session.temperature:.2f} | step {session.steps}",
+                f"action: {names[action]} ({controller.source})",
                 "H help  R restart  P pause  T/G temperature  TAB agent  ESC quit",
             ]
+            states = ([_pane(session.dream_score, session)] if session.shows_dream else []) + (
+                [_pane(session.real_score, session)] if session.shows_real else []
+            )
             t_draw = time.perf_counter()
             window.draw(
                 panes,
+                states,
                 hud,
                 _message(session, paused),
                 key_help(session.scenario) + CONTROLS if show_help else None,
@@ -250,11 +263,48 @@ def run(
     return summary
 
 
-def _message(session: PlaySession, paused: bool) -> str | None:
+def ended_lines(session: PlaySession, was_over: tuple[bool, bool]) -> list[str]:
+    """A line for each shown side whose episode ended in the last step (what the window says
+    at that moment), for logs and headless runs."""
+    lines = []
+    for side, shown, score, before in (
+        ("dream", session.shows_dream, session.dream_score, was_over[0]),
+        ("real", session.shows_real, session.real_score, was_over[1]),
+    ):
+        if not shown or before or not score.over:
+            continue
+        state = ""
+        if score.variables is not None:
+            pairs = zip(session.variable_names, score.variables, strict=True)
+            state = " (" + ", ".join(f"{n} {v:.0f}" for n, v in pairs) + ")"
+        end = score.reason or "ended"
+        lines.append(
+            f"episode {session.episode + 1}: {side} {end} after {score.steps} steps, "
+            f"return {score.ret:+.0f}{state}"
+        )
+    return lines
+
+
+def _pane(score: Score, session: PlaySession) -> PaneState:
+    return PaneState(session.variable_names, score.variables, score.steps, score.ret)
+
+
+def _variables(side: str, score: Score, names: list[str]) -> dict[str, float]:
+    if score.variables is None:
+        return {}
+    return {f"{side}_{n}": float(v) for n, v in zip(names, score.variables, strict=True)}
+
+
+def _message(session: PlaySession, paused: bool) -> list[str] | None:
     if paused:
-        return "Paused - press P to resume"
+        return ["Paused - press P to resume"]
+    lines = []
     if session.shows_dream and session.dream_over:
-        return "The dream predicts the episode ended - press R"
+        d = session.dream_score
+        title = "You died in the dream" if d.reason == "death" else "The dream ended"
+        lines += [title, f"survived {d.steps} steps, return {d.ret:+.0f}"]
     if session.shows_real and session.real_over:
-        return "The real game ended - press R"
-    return None
+        r = session.real_score
+        title = {"death": "You died", "timeout": "Time is up"}.get(r.reason, "The game ended")
+        lines += [f"{title} in the real game", f"survived {r.steps} steps, return {r.ret:+.0f}"]
+    return [*lines, "press R to play again"] if lines else None

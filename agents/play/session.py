@@ -32,6 +32,27 @@ class View:
     timing: dict[str, float] = field(default_factory=dict)  # seconds: prior, decode, real
 
 
+@dataclass
+class Score:
+    """One side's game so far: its game variables now, steps survived and return."""
+
+    variables: np.ndarray | None = None  # (V,) float32; None when this side has no state
+    steps: int = 0
+    ret: float = 0.0
+    over: bool = False
+    reason: str = ""  # why it is over: death, timeout, goal, or "" (the end head fired)
+
+    def add(
+        self, reward: float, variables: np.ndarray | None, over: bool, reason: str = ""
+    ) -> None:
+        self.steps += 1
+        self.ret += reward
+        if variables is not None:
+            self.variables = np.asarray(variables, dtype=np.float32)
+        self.over = over
+        self.reason = reason if over else ""
+
+
 class PlaySession:
     def __init__(
         self,
@@ -60,9 +81,27 @@ class PlaySession:
         self.frames_per_step = s
         self.episode = -1
         self.steps = 0
-        self.dream_over = self.real_over = False
+        self.dream_score, self.real_score = Score(), Score()
         self.dream_frame: np.ndarray | None = None
         self.real_frame: np.ndarray | None = None
+        self.variable_names = list(self.real.variable_names)
+        if model is not None and model.game.size and list(model.game.names) != self.variable_names:
+            raise ValueError(
+                f"the model carries {list(model.game.names)}, the game has {self.variable_names}"
+            )
+
+    @property
+    def has_state(self) -> bool:
+        """Whether the dream carries the game state (else it never ends on its own)."""
+        return self.model is not None and bool(self.model.game.size)
+
+    @property
+    def dream_over(self) -> bool:
+        return self.dream_score.over
+
+    @property
+    def real_over(self) -> bool:
+        return self.real_score.over
 
     def _sampling(self) -> SamplingConfig:
         return SamplingConfig(temperature=self.temperature)
@@ -77,18 +116,25 @@ class PlaySession:
     def restart(self) -> View:
         """A fresh real start (the next seed), shared by both sides."""
         self.episode += 1
-        obs, _ = self.real.reset(seed=self.seed + self.episode)
-        frames, actions = [obs], [-1]
+        obs, info = self.real.reset(seed=self.seed + self.episode)
+        frames, actions, variables = [obs], [-1], [info["game_variables"]]
         for _ in range(self.warmup):  # stand still while the dream's context fills
-            obs, *_ = self.real.step(0)
+            obs, _, _, _, info = self.real.step(0)
             frames.append(obs)
             actions.append(0)
+            variables.append(info["game_variables"])
         if self.dreamer is not None:
             s = self.frames_per_step
             keep = len(frames) // s * s
-            self.dreamer.start(np.stack(frames[-keep:])[None], np.array(actions[-keep:])[None])
+            self.dreamer.start(
+                np.stack(frames[-keep:])[None],
+                np.array(actions[-keep:])[None],
+                np.stack(variables[-keep:])[None],
+            )
         self.steps = 0
-        self.dream_over = self.real_over = False
+        now = np.asarray(variables[-1], dtype=np.float32)
+        self.dream_score = Score(now if self.has_state else None)
+        self.real_score = Score(now)
         self.dream_frame = self.real_frame = obs
         return View(dream=[obs] if self.shows_dream else [], real=[obs] if self.shows_real else [])
 
@@ -116,17 +162,23 @@ class PlaySession:
             view.dream = list(out.frames[0])
             view.reward_pred, view.done_prob = float(out.reward[0]), float(out.done_prob[0])
             self.dream_frame = view.dream[-1]
-            self.dream_over = view.done_prob > self.done_threshold
+            dream_vars = None if out.variables is None else out.variables[0]
+            over = view.done_prob > self.done_threshold
+            reason = "death" if dream_vars is not None and over else ""
+            self.dream_score.add(view.reward_pred, dream_vars, over, reason)
         if self.shows_real and not self.real_over:
             t0 = time.perf_counter()
+            over = False
             for _ in range(self.frames_per_step):
-                obs, reward, term, trunc, _ = self.real.step(action)
+                obs, reward, term, trunc, info = self.real.step(action)
                 view.real.append(obs)
                 view.real_reward += reward
                 if term or trunc:
-                    self.real_over = True
+                    over = True
                     break
             self.real_frame = view.real[-1]
+            reason = info.get("end_reason", "")
+            self.real_score.add(view.real_reward, info["game_variables"], over, reason)
             view.timing["real"] = time.perf_counter() - t0
         self.steps += 1
         return view

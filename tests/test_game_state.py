@@ -1,0 +1,180 @@
+"""The game state end to end: obs[t], a[t] -> obs[t+1], r[t], terminated[t], from the dataset
+through a training batch to a dream step and a DreamEnv step, on a tiny synthetic episode."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from tests.conftest import save_frame_world_model, tiny_frame_world_model
+from worldmodel.data import Episode, Manifest, episode_filename, write_episode, write_manifest
+from worldmodel.dream_env import DreamEnv, VecDreamEnv
+from worldmodel.game_state import GameRules, GameState
+from worldmodel.sampling import SamplingConfig
+from worldmodel.training.loop import Runtime, TrainConfig
+from worldmodel.training.run import train_prior, train_tokenizer
+from worldmodel.world_model import WorldModel
+
+RULES = {"living_reward": 1.0, "death_penalty": 100.0, "frame_skip": 4, "episode_timeout_tics": 0}
+STEPS = 24  # health 92, 92, 84, 84, ... 4, 4, then -4 on step 24: dead
+
+
+def health(t: int) -> float:
+    return 92.0 - 8.0 * (t // 2)
+
+
+def synthetic_dataset(root: Path, episodes: int = 10) -> Path:
+    """Episodes where health drops 8 every 2 steps and the player dies on step 24; each frame
+    is a flat colour that walks with time, so codes change as health does."""
+    root.mkdir(parents=True)
+    entries = []
+    for i in range(episodes):
+        t = np.arange(STEPS + 1)
+        frames = np.zeros((STEPS + 1, 64, 64, 3), np.uint8)
+        frames[..., 0] = (t * 10)[:, None, None]
+        frames[..., 1] = ((t % 2) * 200)[:, None, None]
+        rewards = np.full(STEPS, 4.0, np.float32)
+        rewards[-1] = -96.0
+        terminated = np.zeros(STEPS, bool)
+        terminated[-1] = True
+        write_episode(
+            root / episode_filename(i),
+            Episode(
+                frames=frames,
+                actions=np.ones(STEPS, np.int64),
+                rewards=rewards,
+                terminated=terminated,
+                truncated=np.zeros(STEPS, bool),
+                attrs={"index": i, "seed": i, "env": "health_gathering"},
+                variables=np.array([[health(k)] for k in t], np.float32),
+            ),
+        )
+        from worldmodel.data import EpisodeEntry
+
+        entries.append(
+            EpisodeEntry(i, episode_filename(i), i, STEPS, -4.0, True, False, "synthetic", "death")
+        )
+    names = ["noop", "forward", "turn_left", "turn_right", "forward_left", "forward_right"]
+    manifest = Manifest(
+        env="health_gathering",
+        action_names=names,
+        buttons=["TURN_LEFT", "TURN_RIGHT", "MOVE_FORWARD"],
+        policy="synthetic",
+        epsilon=0.0,
+        sticky_mean=1.0,
+        seed=0,
+        episodes=entries,
+        action_counts=[0, episodes * STEPS, 0, 0, 0, 0],
+        variable_names=["HEALTH"],
+        rules=RULES,
+    )
+    write_manifest(root, manifest)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("synthetic")
+    data = synthetic_dataset(root / "data")
+    out = root / "run"
+    runtime = Runtime(torch.device("cpu"))
+    quick = TrainConfig(steps=30, batch_size=4, lr=1e-3, warmup=5, eval_every=30, save_every=30)
+    train_tokenizer("health_gathering", data, out, "tiny", quick, runtime, progress=False)
+    prior = TrainConfig(
+        steps=400, batch_size=8, lr=3e-3, warmup=20, eval_every=400, save_every=400, seed=0
+    )
+    train_prior("health_gathering", data, out, "tiny", prior, runtime, progress=False, starts=8)
+    return data, out / "worldmodel.pt"
+
+
+def test_training_batches_pair_each_step_with_the_step_before(trained) -> None:
+    from worldmodel.training.codes import load_codes
+    from worldmodel.training.frame_windows import frame_batch
+
+    _data, checkpoint = trained
+    codes = load_codes(checkpoint.parent / "codes_train.npz")
+    game = GameState(("HEALTH",), GameRules.from_manifest(RULES))
+    b = frame_batch(codes, np.array([int(codes.starts[1]) + 3]), 8, game, n_codes=32)
+    t = np.arange(3, 11)
+    assert b.state[0, :, 0].tolist() == [health(k) for k in t]
+    assert b.in_state[0, :, 0].tolist() == [health(k - 1) for k in t]
+    assert b.actions[0, :, 0].tolist() == [1] * 8  # the action into each predicted step
+    np.testing.assert_array_equal(b.in_codes[0, 1:], b.codes[0, :-1])
+
+
+def test_the_dream_loses_health_on_time_and_dies_on_the_real_death_step(trained) -> None:
+    data, checkpoint = trained
+    model = WorldModel.load(checkpoint, "health_gathering")
+    start = 6  # context: frames 0..6 of a test episode
+    store_item = _episode(data, 9)
+    dreamer = model.dreamer(1, SamplingConfig(temperature=0.0))
+    dreamer.start(
+        store_item.frames[None, : start + 1],
+        np.concatenate([[-1], store_item.actions[:start]])[None],
+        store_item.variables[None, : start + 1],
+    )
+    dreamed, died_at, rewards = [], None, []
+    for t in range(start + 1, STEPS + 1):
+        out = dreamer.step(np.array([1]))
+        dreamed.append(float(out.variables[0, 0]))
+        rewards.append(float(out.reward[0]))
+        if out.done_prob[0] > 0.5:
+            died_at = t
+            break
+    assert dreamed == [max(health(k), 0.0) for k in range(start + 1, STEPS + 1)]
+    assert died_at == STEPS
+    assert rewards[-1] == -96.0 and set(rewards[:-1]) == {4.0}
+
+
+def test_dream_env_reward_and_termination_come_from_the_dreamed_state(trained) -> None:
+    _data, checkpoint = trained
+    env = DreamEnv(checkpoint, env="health_gathering", sampling=SamplingConfig(temperature=0.0))
+    _, info = env.reset(seed=3)
+    assert info["game_variables"]["HEALTH"] == health(info["step"])
+    t, ret = info["step"], 0.0
+    while True:
+        _obs, reward, terminated, truncated, info = env.step(1)
+        t += 1
+        ret += reward
+        assert info["game_variables"]["HEALTH"] == max(health(t), 0.0)
+        if terminated or truncated:
+            break
+    assert terminated and not truncated and t == STEPS and reward == -96.0
+    env.close()
+
+
+def _episode(data: Path, index: int) -> Episode:
+    from worldmodel.data import read_episode
+
+    return read_episode(data / episode_filename(index))
+
+
+def test_frame_dream_envs_pass_both_env_checkers(tmp_path: Path) -> None:
+    path = save_frame_world_model(tiny_frame_world_model(), tmp_path / "wm.pt")
+    env = DreamEnv(path, env="health_gathering")  # starts from the model's own start windows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env, skip_render_check=True)
+        sb3_check_env(env)
+    _obs, info = env.reset(seed=0)
+    assert set(info["game_variables"]) == {"HEALTH"}
+    _, reward, _, _, info = env.step(0)
+    assert isinstance(reward, float) and "HEALTH" in info["game_variables"]
+    venv = VecDreamEnv(path, num_envs=3)
+    _, infos = venv.reset(seed=0)
+    _, rewards, _term, _trunc, infos = venv.step(np.array([0, 1, 2]))
+    assert infos["game_variables"]["HEALTH"].shape == (3,) and rewards.shape == (3,)
+
+
+def test_a_stateful_model_refuses_starts_without_game_variables(tmp_path: Path) -> None:
+    model = tiny_frame_world_model()
+    dreamer = model.dreamer(1)
+    frames = np.zeros((1, 4, 64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="carries the game state"):
+        dreamer.start(frames, np.array([[-1, 0, 0, 0]]))
