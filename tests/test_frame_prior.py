@@ -203,3 +203,19 @@ def test_training_windows_align_inputs_targets_and_actions() -> None:
         0,
     ]
     assert GAME.dead(GAME.dequantize(b.state[1])).tolist() == [False, False, False, True]
+
+
+def test_copy_unchanged_keeps_pixels_only_where_codes_and_neighbours_stayed() -> None:
+    tok, prior = tiny(window=4)
+    dreamer = FrameDreamer(tok, prior, GAME, 1, SamplingConfig(copy_unchanged=True))
+    dreamer.shown = np.full((1, 64, 64, 3), 7, np.uint8)
+    decoded = np.full((1, 1, 64, 64, 3), 200, np.uint8)
+    prev = torch.zeros(1, 8, 8, dtype=torch.long)
+    new = prev.clone()
+    new[0, 3, 5] = 1  # one code changed: its 3x3 neighbourhood is redrawn
+    out = dreamer._copy_unchanged(decoded, prev, new)[0, 0, :, :, 0]
+    redrawn = np.zeros((64, 64), bool)
+    redrawn[16:40, 32:56] = True  # rows 2-4, columns 4-6 of the 8x8 codes
+    np.testing.assert_array_equal(out[redrawn], 200)
+    np.testing.assert_array_equal(out[~redrawn], 7)
+    np.testing.assert_array_equal(dreamer.shown[0, :, :, 0], out)

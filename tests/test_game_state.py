@@ -178,3 +178,18 @@ def test_a_stateful_model_refuses_starts_without_game_variables(tmp_path: Path) 
     frames = np.zeros((1, 4, 64, 64, 3), np.uint8)
     with pytest.raises(ValueError, match="carries the game state"):
         dreamer.start(frames, np.array([[-1, 0, 0, 0]]))
+
+
+def test_teacher_forced_state_scores_every_step_once_and_finds_the_death(trained) -> None:
+    from worldmodel.evaluation.state import teacher_forced_state
+    from worldmodel.training.codes import load_codes
+
+    _, checkpoint = trained
+    model = WorldModel.load(checkpoint, "health_gathering")
+    codes = load_codes(checkpoint.parent / "codes_train.npz")
+    ev = teacher_forced_state(model.prior, codes, model.game, torch.device("cpu"))
+    assert len(ev.steps) == int(codes.lengths.sum())
+    for e in np.unique(ev.episodes):
+        assert sorted(ev.steps[ev.episodes == e].tolist()) == list(range(STEPS + 1))
+    assert ev.mae()[0] < 1.0
+    assert ev.termination() == {"precision": 1.0, "recall": 1.0, "deaths": 8, "predicted": 8}

@@ -101,6 +101,14 @@ class FrameDreamer:
             raise ValueError(f"need a positive multiple of {self.s} context frames, got {n}")
         codes = self.tokenizer.encode(to_model(frames, self.device))
         self.start_codes(codes, actions, variables, rows)
+        self._set_shown(frames[:, -1], rows)
+
+    def _set_shown(self, frames: np.ndarray, rows: list[int] | None) -> None:
+        """Remember each dream's last shown frame (for ``copy_unchanged``)."""
+        if rows is None:
+            self.shown = np.ascontiguousarray(frames)
+        else:
+            self.shown[rows] = frames
 
     @torch.inference_mode()
     def start_codes(
@@ -158,6 +166,22 @@ class FrameDreamer:
             keys, values = self._prefill(in_codes[sel, -k:], in_state[sel, -k:], acts[sel, -k:])
             self.cache.fill(idx[sel], keys, values)
         self.started = True
+        if self.sampling.copy_unchanged:  # start_codes alone: show the codes' reconstruction
+            self._set_shown(self.decode_current(rows), rows)
+
+    def _copy_unchanged(
+        self, frames: np.ndarray, previous: torch.Tensor, new: torch.Tensor
+    ) -> np.ndarray:
+        """Keep the last shown pixels wherever a code and its 8 neighbours did not change: the
+        decoder would redraw them slightly differently each step (its reconstruction is not
+        exact), while the game shows them unchanged. frames (B, s, H, W, 3) uint8."""
+        changed = (new != previous).float()[:, None]  # (B, 1, H', W')
+        near = F.max_pool2d(changed, 3, stride=1, padding=1)[:, 0] > 0
+        f = frames.shape[2] // near.shape[1]
+        keep = (~near).repeat_interleave(f, 1).repeat_interleave(f, 2).cpu().numpy()
+        out = np.where(keep[:, None, :, :, None], self.shown[:, None], frames)
+        self.shown = np.ascontiguousarray(out[:, -1])
+        return out
 
     @torch.inference_mode()
     def decode_current(self, rows: list[int] | None = None) -> np.ndarray:
@@ -215,14 +239,17 @@ class FrameDreamer:
             state_sampling = SamplingConfig(temperature=self.sampling.state_temperature)
         for v, logits in enumerate(state_logits):
             self.state[:, v] = sample_logits(logits[:, 0], state_sampling, self.generator)
+        previous = self.codes[:, -1]
         self.codes = torch.cat([self.codes, step_codes], 1)[:, -self.history :]
         t1 = time.perf_counter()
-        frames = self.tokenizer.decode_last(self.codes)  # (B, 3, s, H, W)
+        frames = to_uint8(self.tokenizer.decode_last(self.codes))  # (B, s, H, W, 3)
+        if self.sampling.copy_unchanged:
+            frames = self._copy_unchanged(frames, previous, step_codes[:, 0])
         self.timing = {"prior": t1 - t0, "decode": time.perf_counter() - t1}
         variables = self.variables
         dead = self.game.dead(variables)
         return DreamStep(
-            frames=to_uint8(frames),
+            frames=frames,
             codes=step_codes[:, 0],
             reward=self.game.reward(variables).astype(np.float32),
             done_prob=dead.astype(np.float32),

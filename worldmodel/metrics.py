@@ -47,6 +47,16 @@ def _psnr_frames(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.T
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
+# Averages over frames clip each frame's PSNR here: an exact copy scores +inf, and a mean with
+# one inf in it says nothing. 60 dB is an RMS error of a quarter of one grey level.
+PSNR_CAP = 60.0
+
+
+def capped_psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+    """:func:`psnr` clipped at :data:`PSNR_CAP`, so that it can be averaged."""
+    return np.minimum(psnr(a, b, data_range), PSNR_CAP)
+
+
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
     """Peak signal-to-noise ratio in dB, per frame.
 

@@ -31,6 +31,9 @@ class SamplingConfig:
     top_p: float | None = None  # keep the smallest set of codes with this much probability
     slide: int | None = None  # steps dropped when the window is full (default: half of it)
     state_temperature: float | None = None  # game-variable tokens (None: as the codes)
+    # Frame prior only: where a code and its neighbours did not change, show the last frame's
+    # pixels instead of the decoder's redraw of them (beyond the paper).
+    copy_unchanged: bool = False
 
 
 def sample_logits(

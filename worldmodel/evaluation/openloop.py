@@ -10,7 +10,7 @@ import torch
 
 from worldmodel.data import EpisodeStore
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.metrics import psnr, ssim
+from worldmodel.metrics import capped_psnr, ssim
 from worldmodel.sampling import SamplingConfig
 from worldmodel.world_model import WorldModel
 
@@ -86,7 +86,7 @@ def open_loop(
         dream=dream_a,
         context=np.concatenate(ctx),
         actions=np.concatenate(acts),
-        psnr=psnr(real_a, dream_a).mean(0),
+        psnr=capped_psnr(real_a, dream_a).mean(0),
         ssim=ssim(real_a, dream_a).mean(0),
     )
 
@@ -142,9 +142,9 @@ def one_step(
         real = frames[:, -1]
         codes = model.tokenizer.encode(to_model(frames, model.device))
         recon = to_uint8(model.tokenizer.decode_last(codes))[:, -1]
-        cols["d"].append(psnr(real, out.frames[:, -1]))
-        cols["c"].append(psnr(real, frames[:, context - 1]))
-        cols["r"].append(psnr(real, recon))
+        cols["d"].append(capped_psnr(real, out.frames[:, -1]))
+        cols["c"].append(capped_psnr(real, frames[:, context - 1]))
+        cols["r"].append(capped_psnr(real, recon))
         cols["a"].append(actions[:, -1])
         cols["e"].append(np.array([store.entries[pos].index for pos, _ in starts[i : i + batch]]))
         if variables is not None and out.variables is not None:

@@ -21,7 +21,7 @@ from worldmodel.data import DatasetError, EpisodeStore, load_manifest
 from worldmodel.evaluation.openloop import one_step, open_loop
 from worldmodel.frame_prior import FramePrior
 from worldmodel.game_state import GameRules, GameState
-from worldmodel.metrics import psnr
+from worldmodel.metrics import capped_psnr
 from worldmodel.sampling import SamplingConfig
 from worldmodel.training.codes import cached_codes
 from worldmodel.training.frame_windows import FrameBatch, frame_batch, window_starts
@@ -129,10 +129,17 @@ class FramePriorStage:
         noop = one.actions == 0
         if noop.any():
             metrics["one_step_noop_psnr"] = float(one.dream[noop].mean())
+        copy = SamplingConfig(temperature=0.0, copy_unchanged=True)
+        kept = one_step(model, self.val, n, context=self.config.steps, sampling=copy, seed=1)
+        metrics["one_step_psnr_copy_unchanged"] = float(kept.dream.mean())
+        if noop.any():
+            metrics["one_step_noop_psnr_copy_unchanged"] = float(kept.dream[noop].mean())
         if one.pred_vars is not None and len(one.pred_vars):
             metrics["state_mae"] = float(np.abs(one.pred_vars - one.true_vars).mean())
         ol = open_loop(model, self.val, n // 2, context=4, horizon=16, sampling=greedy, seed=2)
-        frozen = psnr(ol.real, np.repeat(ol.context[:, -1:], ol.real.shape[1], axis=1)).mean(0)
+        frozen = capped_psnr(ol.real, np.repeat(ol.context[:, -1:], ol.real.shape[1], axis=1)).mean(
+            0
+        )
         metrics.update(
             open_loop_psnr=float(ol.psnr.mean()),
             open_loop_frozen_psnr=float(frozen.mean()),

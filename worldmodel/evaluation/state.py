@@ -1,0 +1,86 @@
+"""Teacher-forced game-state metrics of the frame prior over every step of held-out episodes:
+the error of each predicted variable and how well the dreamed death matches the real one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from worldmodel.frame_prior import FramePrior
+from worldmodel.game_state import GameState
+from worldmodel.training.codes import CodeSet
+from worldmodel.training.frame_windows import frame_batch
+
+
+@dataclass
+class StateEval:
+    true: np.ndarray  # (N, V) real variables at every scored step
+    pred: np.ndarray  # (N, V) predicted (most likely bin) variables
+    dead_prob: np.ndarray  # (N,) predicted probability that HEALTH <= 0
+    died: np.ndarray  # (N,) bool: the real episode ended in death at this step
+    episodes: np.ndarray  # (N,) dataset episode index of each step
+    steps: np.ndarray  # (N,) latent step within its episode
+
+    def mae(self) -> np.ndarray:
+        return np.abs(self.pred - self.true).mean(0)
+
+    def termination(self, threshold: float = 0.5) -> dict[str, float]:
+        """Precision and recall of predicted deaths (dead_prob > threshold) on the real ones."""
+        pred = self.dead_prob > threshold
+        tp = int((pred & self.died).sum())
+        return {
+            "precision": tp / max(1, int(pred.sum())),
+            "recall": tp / max(1, int(self.died.sum())),
+            "deaths": int(self.died.sum()),
+            "predicted": int(pred.sum()),
+        }
+
+
+@torch.no_grad()
+def teacher_forced_state(
+    prior: FramePrior, codes: CodeSet, game: GameState, device: torch.device, batch: int = 16
+) -> StateEval:
+    """Every latent step of every episode scored once, each with up to ``steps`` blocks of
+    real history (windows of 2 * steps blocks, scoring their second half; an episode's first
+    window scores all of it)."""
+    if not game.size:
+        raise ValueError("this model carries no game state")
+    w = prior.config.steps
+    span = 2 * w
+    picks: list[tuple[int, int]] = []  # (window start, first scored block)
+    for s, n in zip(codes.starts.tolist(), codes.lengths.tolist(), strict=True):
+        if n < span:
+            continue
+        picks.append((s, 0))
+        covered = s + span  # steps before this are scored
+        while covered < s + n:
+            start = min(covered - w, s + n - span)
+            picks.append((start, covered - start))
+            covered = start + span
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("t", "p", "d", "y", "e", "s")}
+    health = game.health_index
+    for i in range(0, len(picks), batch):
+        chunk = picks[i : i + batch]
+        b = frame_batch(codes, np.array([p for p, _ in chunk]), span, game, prior.config.n_codes)
+        out = prior(
+            torch.as_tensor(b.in_codes, device=device),
+            torch.as_tensor(b.in_state, device=device),
+            torch.as_tensor(b.actions, device=device),
+        )
+        bins = torch.stack([logits.argmax(-1) for logits in out.state_logits], -1).cpu().numpy()
+        dead = np.zeros(bins.shape[:2])
+        if health is not None:
+            dead = out.state_logits[health].softmax(-1)[..., 0].cpu().numpy()
+        for row, (start, first) in enumerate(chunk):
+            g = start + np.arange(first, span)
+            e = codes.episode_of(int(start))
+            cols["t"].append(codes.variables[g])
+            cols["p"].append(game.dequantize(bins[row, first:]))
+            cols["d"].append(dead[row, first:])
+            cols["y"].append(codes.dones[g])
+            cols["e"].append(np.full(len(g), codes.episodes[e]))
+            cols["s"].append(g - codes.starts[e])
+    cat = {k: np.concatenate(v) for k, v in cols.items()}
+    return StateEval(cat["t"], cat["p"], cat["d"], cat["y"].astype(bool), cat["e"], cat["s"])
