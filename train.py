@@ -105,18 +105,23 @@ def run_vqvae(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
     )
 
 
+def prior_arch(args: argparse.Namespace) -> str:
+    return args.prior_arch or ("raster" if args.preset == "paper" else "frame")
+
+
 def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
+    arch = prior_arch(args)
     return train_prior(
         args.env,
         data,
         out,
         args.preset,
-        train_config(args, "prior"),
+        train_config(args, "frame" if arch == "frame" else "prior"),
         runtime,
         args.overrides,
         args.resume,
         not args.quiet,
-        args.prior_arch or ("raster" if args.preset == "paper" else "frame"),
+        arch,
         not args.no_state,
     )
 

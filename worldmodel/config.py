@@ -239,7 +239,8 @@ class FramePriorConfig:
 
 FRAME_PRIOR_PRESETS: dict[str, FramePriorConfig] = {
     "tiny": FramePriorConfig(steps=4, d_model=32, n_layers=2, n_heads=2, action_dim=8),
-    "cpu": FramePriorConfig(),
+    # Sized for 30 fps play and batched dreaming on 2 CPU cores (docs/BENCHMARKS.md).
+    "cpu": FramePriorConfig(d_model=128, n_layers=4, n_heads=4, corrupt=0.1),
     "paper": FramePriorConfig(d_model=384, n_layers=12, n_heads=6, dropout=0.1),
 }
 

@@ -38,4 +38,23 @@ TRAIN_PRESETS: dict[str, dict[str, TrainConfig]] = {
             num_workers=4,
         ),
     },
+    # The frame-parallel prior: each of batch_size windows holds 2 x steps blocks.
+    "frame": {
+        "tiny": TrainConfig(
+            steps=30, batch_size=4, lr=1e-3, warmup=5, eval_every=30, save_every=10
+        ),
+        "cpu": TrainConfig(
+            steps=12000, batch_size=8, lr=1e-3, warmup=300, eval_every=1000, weight_decay=0.01
+        ),
+        "paper": TrainConfig(
+            steps=200_000,
+            batch_size=32,
+            lr=3e-4,
+            warmup=2000,
+            eval_every=5000,
+            save_every=1000,
+            weight_decay=0.01,
+            num_workers=4,
+        ),
+    },
 }

@@ -115,7 +115,9 @@ def train_prior(
             from worldmodel.training.codes import cached_codes
 
             tok_id = {"step": int(blob["step"]), "config": blob["config"]}
-            val = cached_codes(stage.tokenizer, tok_id, data, env, "val", out, runtime.device)
+            val = cached_codes(
+                stage.tokenizer, tok_id, data, env, "val", out, runtime.device, progress
+            )
             steps = max(stage.model.config.steps, stage.tokenizer.stream_window) + 1
             bank = bank_from_codes(val, starts, steps, vq.time_down, seed=config.seed)
         export_world_model(out / "prior.pt", out / "worldmodel.pt", starts=bank)
