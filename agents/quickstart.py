@@ -116,10 +116,15 @@ def quickstart(
         tmp.write_text(json.dumps(state, indent=1, default=str))
         os.replace(tmp, marker)
 
-    collect_config = CollectConfig(env=env, episodes=plan.episodes, policy="ppo")
+    # The agent's play, and play like a person's and random held keys, so that the dream knows
+    # what happens when a player stands still or walks into a wall.
+    collect_config = CollectConfig(
+        env=env, episodes=plan.episodes, policy="mix:ppo=2,human=2,sticky_random=1"
+    )
 
     def agent() -> str:
-        make_policy(collect_config, agents_dir, plan.agent, progress, plan.agent_report_episodes)
+        agent_only = dataclasses.replace(collect_config, policy="ppo")
+        make_policy(agent_only, agents_dir, plan.agent, progress, plan.agent_report_episodes)
         return str(default_agent_path(env, agents_dir))
 
     def gather() -> dict[str, Any]:
@@ -127,10 +132,12 @@ def quickstart(
         result = collect(data, collect_config, policy, progress)
         return {"episodes": len(result.manifest.episodes), "new_frames": result.new_frames}
 
-    def fit(name: str, steps: int, fn) -> Callable[[], dict[str, Any]]:
+    def fit(name: str, steps: int, fn, preset: str | None = None) -> Callable[[], dict[str, Any]]:
         def work() -> dict[str, Any]:
             config = dataclasses.replace(
-                TRAIN_PRESETS[name][plan.preset], steps=steps, minutes=plan.stage_minutes_cap
+                TRAIN_PRESETS[preset or name][plan.preset],
+                steps=steps,
+                minutes=plan.stage_minutes_cap,
             )
             checkpoint = out / f"{name}.pt"
             resume = checkpoint.exists()
@@ -164,7 +171,7 @@ def quickstart(
     stage(1, "agent", agent)
     stage(2, "collect", gather)
     stage(3, "tokenizer", fit("vqvae", plan.vqvae_steps, train_tokenizer))
-    stage(4, "prior", fit("prior", plan.prior_steps, train_prior))
+    stage(4, "prior", fit("prior", plan.prior_steps, train_prior, "frame"))
     stage(5, "evaluate", evaluate)
     total = sum(state[n]["minutes"] for n, _ in plan.plan_minutes if state.get(n))
     this_run = (time.perf_counter() - bar.t0) / 60

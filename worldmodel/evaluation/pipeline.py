@@ -143,8 +143,23 @@ def evaluate(
     }
 
     codes = encode_split(model.tokenizer, data, model.env, config.split, device, progress)
-    starts, mask = eval_windows(codes, model.prior.config.steps, limit=10_000)
-    metrics["reward_termination"] = teacher_forced_metrics(model.prior, codes, starts, mask, device)
+    if model.arch == "raster":
+        starts, mask = eval_windows(codes, model.prior.config.steps, limit=10_000)
+        rt = teacher_forced_metrics(model.prior, codes, starts, mask, device)
+    else:
+        from worldmodel.evaluation.state import teacher_forced_state
+
+        ev = teacher_forced_state(model.prior, codes, model.game, device)
+        term = ev.termination()
+        rt = {
+            "bits_per_dim": float("nan"),
+            "state_mae": float(ev.mae().mean()),
+            "done_precision": term["precision"],
+            "done_recall": term["recall"],
+            "done_events": term["deaths"],
+            "reward_mae": float("nan"),
+        }
+    metrics["reward_termination"] = rt
     metrics["seconds"] = time.perf_counter() - t0
 
     plot_horizon(out / "psnr_horizon.png", ol.psnr, ol.ssim, s)
