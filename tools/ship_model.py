@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from worldmodel.checkpoint import load_checkpoint
-from worldmodel.world_model import ASSETS, export_world_model
+from worldmodel.world_model import ASSETS, WorldModel, export_world_model
 
 AGENT_ASSETS = Path(__file__).resolve().parents[1] / "agents" / "assets"
 
@@ -31,7 +31,9 @@ def main() -> None:
     p.add_argument("--commands", nargs="*", default=[], help="the commands that made it")
     args = p.parse_args()
     out = ASSETS / f"{args.env}.pt"
-    export_world_model(args.run / "prior.pt", out, half=args.half)
+    exported = args.run / "worldmodel.pt"  # the run's export holds its real start windows
+    starts = WorldModel.load(exported, args.env).starts if exported.exists() else None
+    export_world_model(args.run / "prior.pt", out, half=args.half, starts=starts)
     blob = load_checkpoint(out, "worldmodel", args.env)
     card = {
         "env": args.env,
@@ -40,7 +42,10 @@ def main() -> None:
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "preset": blob.get("preset"),
         "tokenizer_config": blob["tokenizer"]["config"],
+        "prior_arch": blob.get("arch", "raster"),
         "prior_config": blob["config"],
+        "game": blob.get("game"),
+        "start_windows": len(starts) if starts is not None else 0,
         "action_names": blob["action_names"],
         "tokenizer_steps": blob["tokenizer"]["step"],
         "prior_steps": blob["step"],

@@ -163,9 +163,10 @@ class FramePrior(nn.Module):
         """Tie code embeddings and logits to the tokenizer's (K, D) code vectors."""
         if not self.config.codebook_dim:
             raise ValueError("this prior was built without codebook_dim")
-        self.codebook.copy_(codebook.detach())
-        with torch.no_grad():  # start near the Euclidean nearest-code logits
-            self.code_bias.copy_(-0.5 * codebook.pow(2).sum(-1))
+        # Scaled to unit mean norm: the tokenizer's codes are ~8 long, which would make the
+        # first logits so peaked that training starts far from a uniform guess.
+        cb = codebook.detach()
+        self.codebook.copy_(cb / cb.norm(dim=-1).mean().clamp(min=1e-6))
 
     # ---- pieces the dreamer reuses --------------------------------------------------------
 
