@@ -50,8 +50,8 @@ class CheckConfig:
     real_game: bool = field(
         default=True, metadata=_help("the checks against the real game (follow, still, random)")
     )
-    starts: int = field(default=32, metadata=_help("real starts for following and standing"))
-    random_starts: int = field(default=64, metadata=_help("real starts for random play"))
+    starts: int = field(default=32, metadata=_help("real starts: following, standing (0: none)"))
+    random_starts: int = field(default=64, metadata=_help("real starts: random play (0: none)"))
     hold: int = field(default=8, metadata=_help("steps each action is held"))
     long_play: int = field(default=1000, metadata=_help("steps of each long dream (0: none)"))
     long_dreams: int = field(default=4, metadata=_help("long dreams per control"))
@@ -93,16 +93,15 @@ def run_checks(
             "seed": config.start_seed,
         }
     }
-    if config.real_game:
+    if config.real_game and config.starts:
         say("action following")
         m["following"] = follow(model, starts[: config.starts], config.hold, sampling, seed)
         if stateful:
             say("standing still")
             m["standing_still"] = standing_still(model, starts[: config.starts], sampling, seed)
-            say("random play")
-            m["random_length"] = random_length(
-                model, starts[: config.random_starts], sampling, seed
-            )
+    if config.real_game and config.random_starts and stateful:
+        say("random play")
+        m["random_length"] = random_length(model, starts[: config.random_starts], sampling, seed)
     if config.long_play and stateful:
         say("long play")
         m["long_play"] = long_play(
@@ -132,7 +131,8 @@ def standing_still(
     noop = model.action_names.index("noop")
     limit = model.game.rules.timeout_steps or 2000
     real = real_rollout(model.env, starts, np.full((len(starts), limit), noop), keep_frames=False)
-    cap = 3 * int(real.length.max())
+    died = real.died >= 0  # a start whose player outlived the timeout sets no cap
+    cap = 3 * int(real.length[died].max()) if died.any() else limit
     dream = dream_rollout(
         model, starts, np.full((len(starts), cap), noop), sampling, seed, keep_frames=False
     )

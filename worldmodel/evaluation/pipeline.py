@@ -60,6 +60,9 @@ class EvalConfig:
     )
     fvd: bool = field(default=True, metadata=_help("FVD (needs --i3d)"))
     state: bool = field(default=True, metadata=_help("teacher-forced game state (frame prior)"))
+    teacher_episodes: int = field(
+        default=0, metadata=_help("episodes scored teacher-forced, spread over the split (0: all)")
+    )
     idm_steps: int = field(default=1500, metadata=_help("inverse-dynamics training steps"))
     idm_transitions: int = field(default=2000, metadata=_help("real held-out transitions"))
     temperature: float = field(default=1.0, metadata=_help("sampling temperature of the dream"))
@@ -200,7 +203,15 @@ def evaluate(
 
     if model.arch == "raster" or (config.state and model.game.size):
         say("encoding the split for teacher-forced scores")
-        codes = encode_split(model.tokenizer, data, model.env, config.split, model.device, progress)
+        codes = encode_split(
+            model.tokenizer,
+            data,
+            model.env,
+            config.split,
+            model.device,
+            progress,
+            config.teacher_episodes or None,
+        )
         if model.arch == "raster":
             starts, mask = eval_windows(codes, model.prior.config.steps, limit=10_000)
             metrics["reward_termination"] = teacher_forced_metrics(
