@@ -8,7 +8,11 @@ carries on from the replayed start. Measured here:
 - action following: hold one action for 8 steps; how far the image turns (sum of the
   per-step horizontal shifts), how much it zooms (per-step scale), how much it changes;
 - standing still: hold noop until death, in both;
-- random play: uniformly random actions until the episode ends, in both.
+- random play: uniformly random actions until the episode ends, in both;
+- long play: colour statistics and collapse of single frames, and contact sheets.
+
+The summaries (:func:`following_stats`, :func:`standing_still_stats`, ...) are plain
+functions of these measures; :mod:`agents.checks` runs the whole set.
 """
 
 from __future__ import annotations

@@ -284,14 +284,16 @@ def real_game_section(rg: dict[str, Any]) -> str:
         )
     if "following" in rg:
         fo = rg["following"]
-        rows = [[k, *[fmt(v) for v in d.values()]] for k, d in fo.items() if isinstance(d, dict)]
+        lines = [
+            f"- {name}: " + ", ".join(f"{k} {fmt(v)}" for k, v in d.items())
+            for name, d in fo.items()
+            if isinstance(d, dict)
+        ]
         text.append(
-            f"**Action following**: each action held {fo['hold']} steps from "
-            f"{fo['starts']} starts, in the dream and the game.\n\n"
-            + "\n\n".join(
-                f"- {r[0]}: " + ", ".join(f"{k} {fmt(v)}" for k, v in fo[r[0]].items())
-                for r in rows
-            )
+            f"**Action following**: each action held {fo['hold']} steps from {fo['starts']} "
+            "starts, in the dream and the game (shift in pixels, positive = the picture moved "
+            "right; zoom as a log scale; change = mean absolute pixel change per step).\n\n"
+            + "\n".join(lines)
         )
     for key, title in (("standing_still", "Standing still"), ("random_length", "Random play")):
         if key in rg:
