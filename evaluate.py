@@ -1,9 +1,13 @@
 """Evaluate a world model: python evaluate.py --env health_gathering --checkpoint PATH --data DIR
---i3d PATH/i3d_kinetics400_tfhub_rgb.pt --out DIR [--quick]
+[--split test|all] --i3d PATH/i3d_kinetics400_tfhub_rgb.pt --out DIR [--quick]
 
-Writes DIR/report.md (tables, PSNR-vs-horizon and training-curve plots, real-vs-dream GIFs) and
-DIR/metrics.json: tokenizer reconstruction, open-loop PSNR/SSIM per dreamed frame, FVD,
-action-following (inverse dynamics on real vs dreamed transitions), reward and termination.
+Writes DIR/report.md and DIR/metrics.json (and plots, GIFs, contact sheets), each figure beside
+its trivial baseline: teacher-forced one step (vs copying the last frame, and the tokenizer's
+reconstruction), open loop (vs freezing the last frame), FVD (vs reconstructions and real
+clips), action following (inverse dynamics; turning, walking and standing against the real
+game), and for a frame prior the game state, standing still until death, random-play episode
+lengths and long dreams. Slow parts have switches: --no-fvd, --no-real-game, --long-play 0,
+--no-full-context, --one-step 0. Prints a one-line JSON summary.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # scipy's sqrtm is much fast
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
+from agents.checks import CheckConfig, run_checks
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.cli import add_dataclass_flags, dataclass_from_args, fail
@@ -31,14 +37,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--env", default=DEFAULT_ENV, help="scenario (default: %(default)s)")
     p.add_argument("--checkpoint", type=Path, help="worldmodel.pt (default: runs/ENV-cpu/)")
     p.add_argument("--data", type=Path, help="dataset folder (default: data/ENV)")
+    p.add_argument(
+        "--idm-data", type=Path, help="dataset whose train split the IDM learns (default: --data)"
+    )
     p.add_argument("--i3d", type=Path, help="I3D weights for FVD (no download: pass the file)")
     p.add_argument("--out", type=Path, help="report folder (default: next to the checkpoint)")
-    p.add_argument("--quick", action="store_true", help="a small sample (16 clips)")
+    p.add_argument("--quick", action="store_true", help="small counts everywhere")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress")
     add_dataclass_flags(p, EvalConfig)
+    add_dataclass_flags(p, CheckConfig)
     return p.parse_args(argv)
+
+
+def summary(m: dict) -> dict:
+    """The headline figures, each with its baseline."""
+    c = m["config"]
+    one = m.get("one_step", {}).get(f"ctx{c['one_step_context']}/T{c['temperature']:g}", {})
+    out = {
+        "arch": m["arch"],
+        "one_step_dream": one.get("dream"),
+        "one_step_copy": one.get("copy"),
+        "one_step_recon": one.get("recon"),
+        "open_loop_psnr": m["open_loop"]["psnr_mean"],
+        "open_loop_frozen": m["open_loop"]["frozen_psnr_mean"],
+        "fvd": m.get("fvd", {}).get("dream_vs_real"),
+        "fvd_dream_over_recon": m.get("fvd", {}).get("dream_over_recon"),
+        "idm_real": m["action_following"]["idm_accuracy_real"],
+        "idm_dream": m["action_following"]["idm_accuracy_dream"],
+    }
+    if "state" in m:
+        out.update(
+            health_mae=m["state"]["mae"][0],
+            health_keep_last_mae=m["state"]["keep_last_mae"][0],
+            death_precision=m["state"]["precision"],
+            death_recall=m["state"]["recall"],
+        )
+    if "reward_termination" in m:
+        out["bits_per_dim"] = m["reward_termination"]["bits_per_dim"]
+    rg = m.get("real_game", {})
+    if "standing_still" in rg:
+        out["noop_death_within_15pct"] = rg["standing_still"]["within_tolerance"]
+    if "random_length" in rg:
+        out["random_length_ratio"] = rg["random_length"]["ratio"]
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,8 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint = args.checkpoint or Path("runs") / f"{args.env}-cpu" / "worldmodel.pt"
     data = args.data or Path("data") / args.env
     out = args.out or checkpoint.parent / ("eval-quick" if args.quick else "eval")
-    base = EvalConfig.quick() if args.quick else EvalConfig()
-    config = dataclass_from_args(EvalConfig, args, base)
+    config = dataclass_from_args(EvalConfig, args, EvalConfig.quick() if args.quick else None)
+    check_config = dataclass_from_args(
+        CheckConfig, args, CheckConfig.quick() if args.quick else None
+    )
     device = (
         args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     )
@@ -61,23 +106,31 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(
                 f"--i3d {args.i3d}: no such file; pass the path to i3d_kinetics400_tfhub_rgb.pt"
             )
-        if config.horizon < 9 and args.i3d is not None:
-            raise ValueError("FVD needs at least 9 frames per clip: use --horizon 16")
+        if config.horizon < 9 and args.i3d is not None and config.fvd:
+            raise ValueError("FVD needs at least 9 frames per clip: use --horizon 16 or --no-fvd")
         model = WorldModel.load(checkpoint, args.env, device)
+
+        def checks(model: WorldModel, where: Path) -> dict:
+            def say(text: str) -> None:
+                if not args.quiet:
+                    print(f"  real game: {text}", file=sys.stderr, flush=True)
+
+            return run_checks(model, check_config, config.sampling, where, config.seed, say)
+
         metrics = evaluate(
-            model, data, out, args.i3d, config, progress=not args.quiet, run_dir=checkpoint.parent
+            model,
+            data,
+            out,
+            args.i3d,
+            config,
+            progress=not args.quiet,
+            run_dir=checkpoint.parent,
+            checks=checks,
+            idm_data=args.idm_data,
         )
     except (UnknownEnvError, CheckpointError, DatasetError, ValueError) as e:
         fail(str(e))
-    summary = {
-        "reconstruction_psnr": metrics["reconstruction"]["psnr"],
-        "open_loop_psnr": metrics["open_loop"]["psnr_mean"],
-        "fvd": metrics.get("fvd", {}).get("dream_vs_real"),
-        "idm_real": metrics["action_following"]["idm_accuracy_real"],
-        "idm_dream": metrics["action_following"]["idm_accuracy_dream"],
-        "bits_per_dim": metrics["reward_termination"]["bits_per_dim"],
-    }
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
+    print(json.dumps(summary(metrics)))
     print(f"report: {out / 'report.md'}")
 
 

@@ -1,18 +1,28 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from tests.conftest import I3D_WEIGHTS, ROOT, tiny_world_model
+from tests.conftest import (
+    I3D_WEIGHTS,
+    ROOT,
+    save_frame_world_model,
+    tiny_frame_world_model,
+    tiny_world_model,
+)
 from worldmodel.data import EpisodeStore
+from worldmodel.evaluation.dynamics import grouped, one_step_suite, open_loop_suite, state_suite
 from worldmodel.evaluation.idm import dream_transitions
 from worldmodel.evaluation.openloop import open_loop
 from worldmodel.evaluation.pipeline import EvalConfig, evaluate
+from worldmodel.sampling import SamplingConfig
 
 
 def test_open_loop_dreams_the_requested_horizon(hg_dataset: Path) -> None:
@@ -29,11 +39,97 @@ def test_open_loop_dreams_the_requested_horizon(hg_dataset: Path) -> None:
     assert (actions >= 0).all()
 
 
+def test_grouped_means_per_key() -> None:
+    got = grouped({"x": np.array([1.0, 2.0, 3.0, 5.0])}, np.array(["b", "a", "b", "a"]))
+    assert got == {"a": {"x": 3.5, "n": 2}, "b": {"x": 2.0, "n": 2}}
+
+
+def test_split_all_holds_every_episode(hg_dataset: Path) -> None:
+    store = EpisodeStore(hg_dataset, "all")
+    assert len(store) == 10
+    assert sorted(e.index for e in store.entries) == list(range(10))
+
+
+def _two_behaviours(hg_dataset: Path, root: Path) -> Path:
+    """A copy of the dataset whose even episodes are labelled ``a`` and odd ones ``b``."""
+    data = root / "two"
+    shutil.copytree(hg_dataset, data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    for e in manifest["episodes"]:
+        e["behaviour"] = "ab"[e["index"] % 2]
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    return data
+
+
+def test_one_step_groups_by_action_and_behaviour(hg_dataset: Path, tmp_path: Path) -> None:
+    model = tiny_frame_world_model(bank=False)
+    store = EpisodeStore(_two_behaviours(hg_dataset, tmp_path), "all")
+    suite = one_step_suite(model, store, 12, [3, 5], 1.0, batch=5, seed=0)
+    assert set(suite) == {
+        f"ctx{c}/{s}" for c in (3, 5) for s in ("T1", "greedy", "T1+copy", "greedy+copy")
+    }
+    row = suite["ctx3/T1"]
+    assert row["samples"] == 12
+    # clips go round the episodes in order: 6 from even (a) and 6 from odd (b) episodes
+    assert {k: v["n"] for k, v in row["per_behaviour"].items()} == {"a": 6, "b": 6}
+    assert sum(v["n"] for v in row["per_action"].values()) == 12
+    means = [v["dream"] * v["n"] for v in row["per_action"].values()]
+    assert sum(means) / 12 == pytest.approx(row["dream"])
+    # the same samples in every setting: the baselines do not depend on the sampling
+    assert (
+        suite["ctx3/greedy"]["copy"] == row["copy"]
+        and suite["ctx3/greedy"]["recon"] == row["recon"]
+    )
+    assert len(row["state_mae"]) == 1
+
+
+def test_open_loop_suite_has_the_frozen_baseline_and_state(hg_dataset: Path) -> None:
+    model = tiny_frame_world_model(bank=False)
+    store = EpisodeStore(hg_dataset, "all")
+    r = open_loop_suite(model, store, 3, 2, 4, SamplingConfig(), batch=2, seed=0)
+    m = r.metrics
+    assert len(m["psnr_per_frame"]) == len(m["frozen_psnr_per_frame"]) == 4
+    assert len(m["state_mae_per_step"]) == 4 and m["clips"] == 3
+    frozen = np.repeat(r.clips.context[:, -1:], 4, axis=1)
+    assert m["frozen_psnr_mean"] == pytest.approx(
+        float(np.minimum(_psnr(r.clips.real, frozen), 60).mean())
+    )
+    # keeping the last context value: its error at step 1 is the real one-step change
+    assert m["state_keep_last_mae_per_step"][0] >= 0
+    assert sum(v["n"] for v in m["per_behaviour"].values()) == 3
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    mse = ((a.astype(np.float64) - b) ** 2).mean(axis=(-3, -2, -1))
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(255.0**2 / mse)
+
+
+def test_state_suite_keep_last_baseline_on_a_known_health_curve(tmp_path: Path) -> None:
+    from tests.test_game_state import STEPS, synthetic_dataset
+    from worldmodel.training.codes import encode_split
+
+    data = synthetic_dataset(tmp_path / "synthetic", episodes=3)
+    model = tiny_frame_world_model(bank=False)
+    codes = encode_split(model.tokenizer, data, "health_gathering", "all", torch.device("cpu"))
+    st = state_suite(model, codes, EpisodeStore(data, "all"))
+    assert st["steps"] == 3 * (STEPS + 1) and st["deaths"] == 3
+    # health 92, 92, 84, 84, ... 4, 4, -4: every other step drops by 8
+    assert st["keep_last_mae"] == [4.0]
+    assert list(st["per_behaviour"]) == ["synthetic"]
+    assert st["per_behaviour"]["synthetic"]["steps"] == st["steps"]
+
+
+def _small(split: str = "test") -> EvalConfig:
+    return EvalConfig(
+        split=split, clips=2, horizon=9, one_step=3, idm_steps=10, idm_transitions=20, batch=2
+    )
+
+
 @pytest.mark.skipif(not I3D_WEIGHTS.exists(), reason="needs ../shared/data/i3d weights")
 def test_quick_evaluation_writes_the_report(hg_dataset: Path, tmp_path: Path) -> None:
-    config = EvalConfig(split="test", clips=2, horizon=9, idm_steps=10, idm_transitions=20)
     out = tmp_path / "report"
-    metrics = evaluate(tiny_world_model(), hg_dataset, out, I3D_WEIGHTS, config, progress=False)
+    metrics = evaluate(tiny_world_model(), hg_dataset, out, I3D_WEIGHTS, _small(), progress=False)
     for name in (
         "report.md",
         "metrics.json",
@@ -44,11 +140,55 @@ def test_quick_evaluation_writes_the_report(hg_dataset: Path, tmp_path: Path) ->
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["fvd"]["clips"] == 2 and saved["fvd"]["dream_vs_real"] > 0
+    assert saved["fvd"]["real_vs_real"] >= 0 and saved["fvd"]["reconstruction_vs_real"] > 0
     assert len(saved["open_loop"]["psnr_per_frame"]) == 9
+    assert len(saved["open_loop"]["frozen_psnr_per_frame"]) == 9
     assert 0 <= saved["action_following"]["idm_accuracy_dream"] <= 1
     assert metrics["reward_termination"]["scored_steps"] > 0
+    assert "ctx7/greedy" in saved["one_step"] and "ctx7/T1+copy" not in saved["one_step"]
     report = (out / "report.md").read_text()
-    assert "FVD dream vs real" in report and "Action-following" in report
+    assert "FVD" in report and "inverse dynamics" in report and "frozen" in report
+
+
+def test_frame_prior_evaluation_reports_the_game_state(hg_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frame"
+    model = tiny_frame_world_model(bank=False)
+
+    def checks(m, where: Path) -> dict:
+        assert m is model and where == out
+        return {"following": {"starts": 0, "hold": 0}}
+
+    config = _small("all")
+    metrics = evaluate(model, hg_dataset, out, None, config, progress=False, checks=checks)
+    assert metrics["arch"] == "frame" and metrics["episodes"] == 10
+    assert "reward_termination" not in metrics and "fvd" not in metrics
+    st = metrics["state"]
+    assert st["variables"] == ["HEALTH"] and st["steps"] > 0
+    assert set(st["per_behaviour"]) == set(metrics["behaviours"])
+    assert metrics["open_loop_full"]["context"] == metrics["full_context_frames"]
+    assert "ctx7/T1+copy" in metrics["one_step"]
+    assert metrics["real_game"] == {"following": {"starts": 0, "hold": 0}}
+    report = (out / "report.md").read_text()
+    assert "Game state" in report and "HEALTH MAE" in report
+
+
+def test_evaluate_cli_prints_a_summary(hg_dataset: Path, tmp_path: Path, capsys) -> None:
+    import evaluate as cli
+
+    path = save_frame_world_model(tiny_frame_world_model(bank=False), tmp_path / "wm.pt")
+    out = tmp_path / "r"
+    cli.main(
+        [
+            "--checkpoint", str(path), "--data", str(hg_dataset), "--out", str(out), "--quick",
+            "--quiet", "--one-step", "2", "--clips", "2", "--horizon", "4", "--idm-steps", "5",
+            "--idm-transitions", "10", "--no-full-context", "--no-real-game", "--long-play", "0",
+        ]
+    )  # fmt: skip
+    line = capsys.readouterr().out.splitlines()[0]
+    summary = json.loads(line)
+    assert summary["arch"] == "frame" and summary["health_mae"] >= 0
+    assert summary["one_step_copy"] is not None and summary["open_loop_frozen"] is not None
+    assert "open_loop_full" not in json.loads((out / "metrics.json").read_text())
 
 
 @pytest.mark.parametrize(
@@ -57,6 +197,7 @@ def test_quick_evaluation_writes_the_report(hg_dataset: Path, tmp_path: Path) ->
         (["--i3d", "nowhere.pt"], "i3d_kinetics400_tfhub_rgb.pt"),
         (["--env", "take_cover"], "not 'take_cover'"),
         (["--data", "nowhere"], "collect.py"),
+        (["--split", "nope"], "or all"),
     ],
 )
 def test_evaluate_cli_bad_input(

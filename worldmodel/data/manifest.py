@@ -65,8 +65,12 @@ class Manifest:
         return self.format_version >= 2 and bool(self.variable_names)
 
     def split(self, name: str) -> list[EpisodeEntry]:
+        """The episodes of split ``name``, or every episode for ``"all"`` (a held-out dataset
+        is evaluated whole)."""
+        if name == "all":
+            return list(self.episodes)
         if name not in SPLITS:
-            raise DatasetError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+            raise DatasetError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)} or all")
         return [e for e in self.episodes if split_of(e.index) == name]
 
     def to_json(self) -> dict[str, Any]:

@@ -23,6 +23,9 @@ class OpenLoop:
     actions: np.ndarray  # (N, k + n) int: the actions into every frame
     psnr: np.ndarray  # (n,) mean PSNR per horizon step
     ssim: np.ndarray  # (n,) mean SSIM per horizon step
+    episodes: np.ndarray | None = None  # (N,) dataset episode index of each clip
+    true_vars: np.ndarray | None = None  # (N, n / s, V) real game variables at each dreamed step
+    pred_vars: np.ndarray | None = None  # (N, n / s, V) dreamed ones (models with game state)
 
 
 def clip_starts(store: EpisodeStore, n: int, length: int, seed: int) -> list[tuple[int, int]]:
@@ -59,7 +62,7 @@ def open_loop(
     if context % s or horizon % s or context < s:
         raise ValueError(f"context and horizon must be positive multiples of {s} frames")
     starts = clip_starts(store, n_clips, context + horizon, seed)
-    real, dream, ctx, acts = [], [], [], []
+    real, dream, ctx, acts, true_v, pred_v = [], [], [], [], [], []
     for i in range(0, len(starts), batch):
         items = [store.read(pos, f, f + context + horizon) for pos, f in starts[i : i + batch]]
         frames = np.stack([it["frames"] for it in items])  # (B, k + n, H, W, 3)
@@ -71,10 +74,11 @@ def open_loop(
             actions[:, :context],
             None if variables is None else variables[:, :context],
         )
-        out = [
-            dreamer.step(actions[:, t : t + s]).frames for t in range(context, context + horizon, s)
-        ]
-        dream.append(np.concatenate(out, axis=1))
+        out = [dreamer.step(actions[:, t : t + s]) for t in range(context, context + horizon, s)]
+        dream.append(np.concatenate([o.frames for o in out], axis=1))
+        if variables is not None and out[0].variables is not None:
+            true_v.append(variables[:, context + s - 1 :: s])
+            pred_v.append(np.stack([o.variables for o in out], 1))
         real.append(frames[:, context:])
         ctx.append(frames[:, :context])
         acts.append(actions)
@@ -88,6 +92,9 @@ def open_loop(
         actions=np.concatenate(acts),
         psnr=capped_psnr(real_a, dream_a).mean(0),
         ssim=ssim(real_a, dream_a).mean(0),
+        episodes=np.array([store.entries[pos].index for pos, _ in starts]),
+        true_vars=np.concatenate(true_v) if true_v else None,
+        pred_vars=np.concatenate(pred_v) if pred_v else None,
     )
 
 

@@ -1,8 +1,19 @@
-"""The whole evaluation of a trained world model on a dataset split, written as a report."""
+"""The whole evaluation of a trained world model on a dataset split, written as a report.
+
+Both priors get: teacher-forced one step (beside copying the last frame and the tokenizer's
+reconstruction), open loop (beside freezing the last context frame), FVD (beside
+reconstructions and a second draw of real clips) and inverse-dynamics action following. The
+paper's raster prior adds its reward and termination heads, teacher-forced; the frame prior
+adds its game state, teacher-forced and open loop. Checks against the real game come from
+the caller (``checks``): the model package cannot run the game.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,11 +22,20 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodel.data import EpisodeStore
+from worldmodel.evaluation.dynamics import (
+    full_context,
+    fvd_suite,
+    one_step_suite,
+    open_loop_suite,
+    real_clips,
+    reconstruct_clips,
+    state_suite,
+)
 from worldmodel.evaluation.idm import dream_transitions, idm_accuracy, sample_transitions, train_idm
-from worldmodel.evaluation.openloop import open_loop, reconstruct
-from worldmodel.evaluation.report import plot_horizon, plot_training, table, write_report
+from worldmodel.evaluation.report import plot_horizon, plot_training, write_eval_report
 from worldmodel.evaluation.teacher import eval_windows, teacher_forced_metrics
-from worldmodel.metrics import psnr, ssim
+from worldmodel.metrics import capped_psnr, ssim
+from worldmodel.sampling import SamplingConfig
 from worldmodel.training.codes import encode_split
 from worldmodel.training.media import clip_grid, write_gif
 from worldmodel.world_model import WorldModel
@@ -27,25 +47,42 @@ def _help(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    split: str = field(default="test", metadata=_help("dataset split to evaluate on"))
-    clips: int = field(default=256, metadata=_help("clips for PSNR/SSIM/FVD (paper: 256)"))
-    context: int | None = field(
-        default=None, metadata=_help("real frames before the dream (default: half the window)")
+    split: str = field(
+        default="test", metadata=_help("split: train, val, test, or all (a held-out dataset)")
     )
+    clips: int = field(default=256, metadata=_help("open-loop clips, also FVD's set size"))
+    context: int = field(default=4, metadata=_help("real frames before an open-loop dream"))
     horizon: int = field(default=16, metadata=_help("dreamed frames per clip (FVD needs >= 9)"))
+    one_step: int = field(default=512, metadata=_help("samples per one-step setting (0: none)"))
+    one_step_context: int = field(default=7, metadata=_help("real frames before one step"))
+    full_context: bool = field(
+        default=True, metadata=_help("also dream from the model's whole context (window + 1)")
+    )
+    fvd: bool = field(default=True, metadata=_help("FVD (needs --i3d)"))
+    state: bool = field(default=True, metadata=_help("teacher-forced game state (frame prior)"))
+    teacher_episodes: int = field(
+        default=0, metadata=_help("episodes scored teacher-forced, spread over the split (0: all)")
+    )
     idm_steps: int = field(default=1500, metadata=_help("inverse-dynamics training steps"))
     idm_transitions: int = field(default=2000, metadata=_help("real held-out transitions"))
     temperature: float = field(default=1.0, metadata=_help("sampling temperature of the dream"))
+    copy_unchanged: bool = field(
+        default=False, metadata=_help("the dream keeps pixels whose codes did not change")
+    )
     batch: int = field(default=16, metadata=_help("dreams run together"))
     seed: int = field(default=0, metadata=_help("seed of clip choice and sampling"))
 
     @classmethod
     def quick(cls) -> EvalConfig:
-        return cls(clips=16, idm_steps=200, idm_transitions=300)
+        return cls(clips=16, one_step=32, idm_steps=200, idm_transitions=300)
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(self.temperature, copy_unchanged=self.copy_unchanged)
 
 
 def _bar(desc: str, progress: bool):
-    bar = tqdm(desc=desc, disable=not progress, unit="clip")
+    bar = tqdm(desc=desc, disable=not progress, unit="clip", file=sys.stderr)
 
     def update(done: int, total: int) -> None:
         bar.total = total
@@ -63,76 +100,98 @@ def evaluate(
     config: EvalConfig,
     progress: bool = True,
     run_dir: Path | None = None,
+    checks: Callable[[WorldModel, Path], dict[str, Any]] | None = None,
+    idm_data: Path | None = None,
 ) -> dict[str, Any]:
     """Measure ``model`` on ``config.split`` of ``data``; write report.md, metrics.json, PNGs
-    and GIFs into ``out`` and return the metrics."""
-    from worldmodel.sampling import SamplingConfig
-
+    and GIFs into ``out`` and return the metrics. ``checks(model, out)`` adds the real-game
+    checks; the inverse-dynamics model trains on the train split of ``idm_data`` (default
+    ``data``)."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    device = model.device
-    s = model.frames_per_step
+
+    def say(text: str) -> None:
+        if progress:
+            print(f"[{time.perf_counter() - t0:6.0f} s] {text}", file=sys.stderr, flush=True)
+
     store = EpisodeStore(data, config.split, env=model.env)
-    context = config.context or max(s, model.prior.config.steps // 2 * s)
+    s, full = model.frames_per_step, full_context(model)
+    if config.context % s or config.one_step_context % s:
+        raise ValueError(f"context lengths must be multiples of {s} frames (frames per step)")
+    contexts = [config.context] + ([full] if config.full_context and full != config.context else [])
     metrics: dict[str, Any] = {
         "env": model.env,
+        "arch": model.arch,
+        "data": str(data),
         "split": config.split,
+        "episodes": len(store),
+        "behaviours": dict(
+            sorted(Counter(e.behaviour or "unknown" for e in store.entries).items())
+        ),
         "config": asdict(config),
-        "context_frames": context,
+        "context_frames": config.context,
+        "full_context_frames": full,
     }
 
-    real_r, recon = reconstruct(model, store, config.clips, config.seed, length=config.horizon)
+    if config.one_step:
+        one_contexts = [config.one_step_context, *contexts[1:]]
+        metrics["one_step"] = one_step_suite(
+            model,
+            store,
+            config.one_step,
+            one_contexts,
+            config.temperature,
+            config.batch,
+            config.seed,
+            say,
+        )
+
+    runs = {}
+    for key, context in zip(("open_loop", "open_loop_full"), contexts, strict=False):
+        bar, update = _bar(f"open loop, {context} real frames", progress)
+        runs[key] = open_loop_suite(
+            model,
+            store,
+            config.clips,
+            context,
+            config.horizon,
+            config.sampling,
+            config.batch,
+            config.seed,
+            update,
+        )
+        bar.close()
+        metrics[key] = runs[key].metrics
+    ol = runs["open_loop"].clips
+    recon = reconstruct_clips(model, ol.context, ol.real)
     metrics["reconstruction"] = {
-        "psnr": float(psnr(real_r, recon).mean()),
-        "ssim": float(ssim(real_r, recon).mean()),
+        "psnr": float(capped_psnr(ol.real, recon).mean()),
+        "ssim": float(ssim(ol.real, recon).mean()),
     }
+    if i3d is not None and config.fvd:
+        from worldmodel.fvd import I3DFeatures
 
-    bar, update = _bar("dream open-loop", progress)
-    ol = open_loop(
-        model,
-        store,
-        config.clips,
-        context,
-        config.horizon,
-        config.batch,
-        config.seed,
-        SamplingConfig(temperature=config.temperature),
-        update,
-    )
-    bar.close()
-    metrics["open_loop"] = {
-        "psnr_per_frame": ol.psnr.tolist(),
-        "ssim_per_frame": ol.ssim.tolist(),
-        "psnr_mean": float(ol.psnr.mean()),
-        "ssim_mean": float(ol.ssim.mean()),
-    }
+        say("FVD")
+        extractor = I3DFeatures(i3d, model.device)
+        again = real_clips(store, config.clips, config.horizon, config.seed + 1)
+        metrics["fvd"] = fvd_suite(extractor, ol.real, ol.dream, recon, again)
 
-    if i3d is not None:
-        from worldmodel.fvd import I3DFeatures, fvd
-
-        extractor = I3DFeatures(i3d, device)
-        metrics["fvd"] = {
-            "dream_vs_real": fvd(ol.real, ol.dream, extractor),
-            "reconstruction_vs_real": fvd(real_r, recon, extractor),
-            "clips": len(ol.real),
-            "frames": config.horizon,
-        }
-
+    say("inverse dynamics")
     n_actions = len(model.action_names)
     bar, update = _bar("inverse dynamics", progress)
     idm = train_idm(
-        EpisodeStore(data, "train", env=model.env),
+        EpisodeStore(idm_data or data, "train", env=model.env),
         n_actions,
         config.idm_steps,
-        device,
+        model.device,
         config.seed,
         progress=update,
     )
     bar.close()
     real_pairs, real_actions = sample_transitions(store, config.idm_transitions, config.seed + 1)
     dream_pairs, dream_actions = dream_transitions(ol.context, ol.dream, ol.actions)
-    on_real = idm_accuracy(idm, real_pairs, real_actions, device, n_actions)
-    on_dream = idm_accuracy(idm, dream_pairs, dream_actions, device, n_actions)
+    on_real = idm_accuracy(idm, real_pairs, real_actions, model.device, n_actions)
+    on_dream = idm_accuracy(idm, dream_pairs, dream_actions, model.device, n_actions)
     metrics["action_following"] = {
         "idm_accuracy_real": on_real["accuracy"],
         "idm_accuracy_dream": on_dream["accuracy"],
@@ -142,27 +201,31 @@ def evaluate(
         "chance": 1.0 / n_actions,
     }
 
-    codes = encode_split(model.tokenizer, data, model.env, config.split, device, progress)
-    if model.arch == "raster":
-        starts, mask = eval_windows(codes, model.prior.config.steps, limit=10_000)
-        rt = teacher_forced_metrics(model.prior, codes, starts, mask, device)
-    else:
-        from worldmodel.evaluation.state import teacher_forced_state
+    if model.arch == "raster" or (config.state and model.game.size):
+        say("encoding the split for teacher-forced scores")
+        codes = encode_split(
+            model.tokenizer,
+            data,
+            model.env,
+            config.split,
+            model.device,
+            progress,
+            config.teacher_episodes or None,
+        )
+        if model.arch == "raster":
+            starts, mask = eval_windows(codes, model.prior.config.steps, limit=10_000)
+            metrics["reward_termination"] = teacher_forced_metrics(
+                model.prior, codes, starts, mask, model.device
+            )
+        else:
+            metrics["state"] = state_suite(model, codes, store)
 
-        ev = teacher_forced_state(model.prior, codes, model.game, device)
-        term = ev.termination()
-        rt = {
-            "bits_per_dim": float("nan"),
-            "state_mae": float(ev.mae().mean()),
-            "done_precision": term["precision"],
-            "done_recall": term["recall"],
-            "done_events": term["deaths"],
-            "reward_mae": float("nan"),
-        }
-    metrics["reward_termination"] = rt
+    if checks is not None:
+        say("checks against the real game")
+        metrics["real_game"] = checks(model, out)
     metrics["seconds"] = time.perf_counter() - t0
 
-    plot_horizon(out / "psnr_horizon.png", ol.psnr, ol.ssim, s)
+    plot_horizon(out / "psnr_horizon.png", metrics["open_loop"], s)
     curves = run_dir is not None and plot_training(out / "training_curves.png", run_dir)
     n = min(6, len(ol.real))
     write_gif(
@@ -174,67 +237,6 @@ def evaluate(
             ]
         ),
     )
-    write_gif(out / "reconstruction.gif", clip_grid([real_r[:n], recon[:n]]))
-    _write(out, model, metrics, curves)
+    write_gif(out / "reconstruction.gif", clip_grid([ol.real[:n], recon[:n]]))
+    write_eval_report(out, metrics, curves)
     return metrics
-
-
-def _write(out: Path, model: WorldModel, m: dict[str, Any], curves: bool) -> None:
-    af, rt, ol = m["action_following"], m["reward_termination"], m["open_loop"]
-    horizon_rows = "\n".join(
-        f"| {i + 1} | {p:.2f} | {s:.3f} |"
-        for i, (p, s) in enumerate(zip(ol["psnr_per_frame"], ol["ssim_per_frame"], strict=True))
-    )
-    fvd = m.get("fvd")
-    idm = f"{af['idm_accuracy_real']:.3f} / {af['idm_accuracy_dream']:.3f} ({af['chance']:.3f})"
-    ends = f"{rt['done_precision']:.3f} / {rt['done_recall']:.3f} ({rt['done_events']} endings)"
-    sections = [
-        (
-            "Summary",
-            table(
-                {
-                    "tokenizer reconstruction PSNR (dB)": m["reconstruction"]["psnr"],
-                    "tokenizer reconstruction SSIM": m["reconstruction"]["ssim"],
-                    "open-loop PSNR, mean over the dreamed frames (dB)": ol["psnr_mean"],
-                    "open-loop SSIM, mean": ol["ssim_mean"],
-                    "FVD dream vs real": fvd["dream_vs_real"] if fvd else "not computed (no --i3d)",
-                    "FVD reconstruction vs real": fvd["reconstruction_vs_real"] if fvd else "n/a",
-                    "IDM accuracy real / dream (chance)": idm,
-                    "bits/dim (teacher-forced)": rt["bits_per_dim"],
-                    "reward MAE per step": rt["reward_mae"],
-                    "termination precision / recall": ends,
-                }
-            ),
-        ),
-        (
-            "Setup",
-            f"env `{m['env']}`, split `{m['split']}`, {m['config']['clips']} clips, "
-            f"{m['context_frames']} real context frames, {m['config']['horizon']} dreamed "
-            f"frames under the real actions, temperature {m['config']['temperature']}; "
-            f"FVD with the TF-Hub I3D on {m['config']['horizon']}-frame clips "
-            f"({fvd['clips'] if fvd else 0} per set: FVD is biased upward for small sets, "
-            f"compare only equal sizes). Took {m['seconds']:.0f} s.",
-        ),
-        (
-            "Open-loop prediction per frame",
-            "![PSNR vs horizon](psnr_horizon.png)\n\n"
-            "| frame | PSNR (dB) | SSIM |\n|---|---|---|\n" + horizon_rows,
-        ),
-        (
-            "Real vs dream",
-            "Top: real (context, then what really happened). Bottom: the same "
-            "context, then the dream under the same actions.\n\n![real vs dream](real_vs_dream.gif)"
-            "\n\nTokenizer reconstructions (top real, bottom reconstructed):\n\n"
-            "![reconstruction](reconstruction.gif)",
-        ),
-        (
-            "Action-following",
-            table(af) + "\n\nAn inverse-dynamics model trained on real "
-            "transitions guesses the action between two frames; its accuracy on dreamed "
-            "transitions, next to real held-out ones, says how well the dream obeys the keys.",
-        ),
-        ("Reward and termination", table(rt)),
-    ]
-    if curves:
-        sections.append(("Training curves", "![training curves](training_curves.png)"))
-    write_report(out, f"World model evaluation: {model.env}", sections, m)

@@ -12,18 +12,21 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
-import numpy as np
+
+from worldmodel.evaluation.report_sections import sections
 
 
-def plot_horizon(path: Path, psnr: np.ndarray, ssim: np.ndarray, frames_per_step: int) -> None:
+def plot_horizon(path: Path, open_loop: dict[str, Any], frames_per_step: int) -> None:
+    """PSNR and SSIM per dreamed frame, each beside freezing the last context frame."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    steps = np.arange(1, len(psnr) + 1)
-    axes[0].plot(steps, psnr, marker="o")
-    axes[0].set(xlabel="frames after the real context", ylabel="PSNR (dB)", title="PSNR vs horizon")
-    axes[1].plot(steps, ssim, marker="o", color="tab:orange")
-    axes[1].set(xlabel="frames after the real context", ylabel="SSIM", title="SSIM vs horizon")
-    for ax in axes:
+    for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
+        dream = open_loop[f"{key}_per_frame"]
+        steps = range(1, len(dream) + 1)
+        ax.plot(steps, dream, marker="o", label="dream")
+        ax.plot(steps, open_loop[f"frozen_{key}_per_frame"], ls="--", label="frozen last frame")
+        ax.set(xlabel="frames after the real context", ylabel=label, title=f"{label} vs horizon")
         ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -71,24 +74,21 @@ def plot_training(path: Path, run_dir: Path) -> bool:
     return True
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
-
-
-def table(rows: dict[str, Any]) -> str:
-    lines = ["| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in rows.items()]
-    return "\n".join(lines)
-
-
 def write_report(
-    out: Path, title: str, sections: list[tuple[str, str]], metrics: dict[str, Any]
+    out: Path, title: str, parts: list[tuple[str, str]], metrics: dict[str, Any]
 ) -> None:
     """``report.md`` (sections of Markdown) and ``metrics.json``, each written atomically."""
-    text = f"# {title}\n\n" + "\n\n".join(f"## {h}\n\n{body}" for h, body in sections) + "\n"
+    text = f"# {title}\n\n" + "\n\n".join(f"## {h}\n\n{body}" for h, body in parts) + "\n"
     for name, content in (("report.md", text), ("metrics.json", json.dumps(metrics, indent=1))):
         tmp = out / (name + ".tmp")
         tmp.write_text(content)
         os.replace(tmp, out / name)
+
+
+def write_eval_report(out: Path, metrics: dict[str, Any], curves: bool) -> None:
+    """The report of :func:`worldmodel.evaluation.pipeline.evaluate`'s metrics."""
+    parts = sections(metrics)
+    if curves:
+        parts.append(("Training curves", "![training curves](training_curves.png)"))
+    title = f"World model evaluation: {metrics['env']} ({metrics['arch']} prior)"
+    write_report(out, title, parts, metrics)

@@ -106,9 +106,19 @@ def encode_episode(
 
 
 def encode_split(
-    tokenizer: VQVAE, data: Path, env: str, split: str, device: torch.device, progress: bool = True
+    tokenizer: VQVAE,
+    data: Path,
+    env: str,
+    split: str,
+    device: torch.device,
+    progress: bool = True,
+    episodes: int | None = None,
 ) -> CodeSet:
+    """Codes of every episode of the split, or of ``episodes`` of them spread evenly over it."""
     store = EpisodeStore(data, split, env=env)
+    positions = range(len(store))
+    if episodes is not None and episodes < len(store):
+        positions = np.unique(np.linspace(0, len(store) - 1, episodes).round().astype(int))
     s = tokenizer.config.time_down
     n_vars = len(store.manifest.variable_names) if store.manifest.has_variables else 0
     parts: dict[str, list[np.ndarray]] = {
@@ -119,14 +129,14 @@ def encode_split(
         "variables": [],
     }
     lengths, episodes = [], []
-    for pos in tqdm(range(len(store)), desc=f"encode {split}", unit="ep", disable=not progress):
-        entry = store.entries[pos]
+    for pos in tqdm(positions, desc=f"encode {split}", unit="ep", disable=not progress):
+        entry = store.entries[int(pos)]
         n = (entry.length + 1) // s * s
         if not tokenizer.config.causal:
             n = n // tokenizer.config.clip_len * tokenizer.config.clip_len
         if n == 0:
             continue
-        item = store.read(pos, 0, n)
+        item = store.read(int(pos), 0, n)
         codes = encode_episode(tokenizer, item["frames"], device)
         steps = step_arrays(item, s)
         parts["codes"].append(codes)
