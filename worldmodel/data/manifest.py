@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from worldmodel.data.episode import FORMAT_VERSION
+from worldmodel.data.splits import fallback_note, split_entries
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")
-SPLIT_RULE = "episode index mod 10: 0-7 train, 8 val, 9 test (8:1:1, as in the paper)"
+SPLIT_RULE = (
+    "episode index mod 10: 0-7 train, 8 val, 9 test (8:1:1, as in the paper); with fewer than "
+    "10 episodes the last one is val and test, the others train"
+)
 
 
 class DatasetError(ValueError):
@@ -57,7 +61,12 @@ class Manifest:
     def split(self, name: str) -> list[EpisodeEntry]:
         if name not in SPLITS:
             raise DatasetError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
-        return [e for e in self.episodes if split_of(e.index) == name]
+        return split_entries(self.episodes, name, split_of)
+
+    def split_note(self, root: Path) -> str:
+        """One line on how a dataset too small for the index rule is split, else ""."""
+        return fallback_note(self.episodes, split_of, root)
+
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
