@@ -100,6 +100,14 @@ def load_agent(
         version, trained_on = blob["format_version"], blob["env"]
     except Exception as e:  # torch raises many types for a damaged file
         raise AgentError(f"{path} is not a readable agent file ({type(e).__name__}: {e})") from None
+    if "kind" in blob:  # world-model checkpoints carry the same version and env keys
+        raise AgentError(
+            f"{path} is a {blob['kind']} checkpoint, not a PPO agent; agents are made by "
+            f"python collect.py --env {env_name} --policy ppo (in {DEFAULT_AGENTS_DIR}/ENV/ppo.pt)"
+        )
+    if not isinstance(blob.get("state_dict"), dict):
+        raise AgentError(f"{path} is damaged: it holds no policy weights ('state_dict')")
+
     if version != AGENT_FORMAT_VERSION:
         raise AgentError(f"{path} has agent format {version}, expected {AGENT_FORMAT_VERSION}")
     if trained_on != env_name:

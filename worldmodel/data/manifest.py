@@ -10,6 +10,7 @@ from typing import Any
 
 from worldmodel.data.episode import FORMAT_VERSION
 from worldmodel.data.splits import fallback_note, split_entries
+from worldmodel.schema import check_fields
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")
@@ -67,7 +68,6 @@ class Manifest:
         """One line on how a dataset too small for the index rule is split, else ""."""
         return fallback_note(self.episodes, split_of, root)
 
-
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         steps = sum(e.length for e in self.episodes)
@@ -107,9 +107,11 @@ def load_manifest(root: Path | str, env: str | None = None) -> Manifest:
             f"{root} has no {MANIFEST}; collect data first: python collect.py --out {root}"
         )
     try:
-        manifest = Manifest.from_json(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, KeyError) as e:
-        raise DatasetError(f"{path} is not a valid manifest ({e})") from None
+        data = json.loads(path.read_text())
+        check_fields(Manifest, data, "")
+        manifest = Manifest.from_json(data)
+    except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError is a ValueError
+        raise DatasetError(f"{path} is not a valid manifest: {e}") from None
     if manifest.format_version != FORMAT_VERSION:
         raise DatasetError(
             f"{path} has data format version {manifest.format_version}; "
