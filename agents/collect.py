@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from agents.collect_worker import WorkerGroup
 from agents.doom_env import FRAME_SKIP, RESOLUTION
@@ -31,6 +30,7 @@ from worldmodel.data import (
     write_manifest,
 )
 from worldmodel.data.episode import EPISODE_GLOB, episode_index, read_episode_attrs
+from worldmodel.progress import progress_bar
 
 
 @dataclass
@@ -194,7 +194,8 @@ def collect(
         StickyExploration(policy, config.epsilon, config.sticky_mean, seed=config.seed + g)
         for g in range(n_groups)
     ]
-    bar = tqdm(total=len(todo), desc=f"collect {config.env}", unit="ep", disable=not progress)
+    bar = progress_bar(len(todo), f"collect {config.env}", "ep", progress)
+
     # The workers need the cores; a second torch thread for the policy's small batches costs
     # more in hand-offs than it gains (bench_collect: ~1,190 vs ~910 frames/s on 2 cores).
     threads = torch.get_num_threads()

@@ -16,12 +16,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from agents.doom_env import make_env
 from agents.policies import AgentPolicy, Policy
 from agents.scenarios import get_scenario
+from worldmodel.progress import LineProgress, to_terminal
 
 AGENT_FORMAT_VERSION = 1
 DEFAULT_AGENTS_DIR = Path("runs/agents")
@@ -107,7 +109,6 @@ def load_agent(
         )
     if not isinstance(blob.get("state_dict"), dict):
         raise AgentError(f"{path} is damaged: it holds no policy weights ('state_dict')")
-
     if version != AGENT_FORMAT_VERSION:
         raise AgentError(f"{path} has agent format {version}, expected {AGENT_FORMAT_VERSION}")
     if trained_on != env_name:
@@ -157,6 +158,24 @@ def evaluate_returns(
     return np.array(returns)
 
 
+class _ProgressLines(BaseCallback):
+    """SB3's progress bar (rich) shows nothing in a log file: plain lines there instead."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+
+    def _on_training_start(self) -> None:
+        self.lines = LineProgress(self.total, "train PPO", "env steps")
+
+    def _on_step(self) -> bool:
+        self.lines.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.lines.close()
+
+
 def train_ppo(
     env_name: str,
     out: Path,
@@ -194,7 +213,13 @@ def train_ppo(
         device="auto",
         verbose=0,
     )
-    model.learn(total_timesteps=config.steps, progress_bar=progress_bar, tb_log_name="ppo")
+    model.learn(
+        total_timesteps=config.steps,
+        progress_bar=progress_bar and to_terminal(),
+        callback=_ProgressLines(config.steps) if progress_bar and not to_terminal() else None,
+        tb_log_name="ppo",
+    )
     venv.close()
+
     save_agent(out, env_name, model.policy, {"train_steps": config.steps, **vars(config)})
     return model
