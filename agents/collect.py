@@ -186,21 +186,21 @@ def collect(
     n_groups = max(1, min(config.workers, len(todo)))
     games = max(1, min(config.n_envs, len(todo)) // n_groups)
     attrs = {"env": config.env, "policy": config.policy, "epsilon": config.epsilon}
-    groups = [
-        WorkerGroup(config.env, out, todo[g::n_groups], games, config.seed, attrs)
-        for g in range(n_groups)
-    ]
+    groups: list[WorkerGroup] = []
     explorers = [
         StickyExploration(policy, config.epsilon, config.sticky_mean, seed=config.seed + g)
         for g in range(n_groups)
     ]
     bar = progress_bar(len(todo), f"collect {config.env}", "ep", progress)
-
     # The workers need the cores; a second torch thread for the policy's small batches costs
     # more in hand-offs than it gains (bench_collect: ~1,190 vs ~910 frames/s on 2 cores).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        for g in range(n_groups):  # in the try: a Ctrl-C while starting closes those started
+            groups.append(
+                WorkerGroup(config.env, out, todo[g::n_groups], games, config.seed, attrs)
+            )
         running = [True] * n_groups
         for g, group in enumerate(groups):  # each worker first reports its games' start
             obs, active, _ = group.receive()
@@ -221,6 +221,11 @@ def collect(
                 running[g] = bool(active.any())
                 if running[g]:
                     _send(group, explorers[g], obs, active)
+    except KeyboardInterrupt:
+        for group in groups:  # the workers finish writing the episodes they have ended
+            group.close()
+        open_dataset(out, config)  # ... and those join the manifest; games in flight are lost
+        raise
     finally:
         torch.set_num_threads(threads)
         bar.close()

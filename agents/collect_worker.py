@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -83,6 +84,10 @@ def worker_main(
 ) -> None:
     from agents.doom_env import make_env  # imported here: this runs in a fresh process
 
+    # Ctrl-C reaches every process of the terminal: the main process alone handles it, and
+    # closes the workers in turn. SIGTERM (a scheduler stopping the group) closes the games.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit)
     envs = [make_env(env_name) for _ in range(n_games)]
     episodes: list[_Buffer | None] = [None] * n_games
     queue = list(reversed(todo))
@@ -103,8 +108,8 @@ def worker_main(
     pending: list[tuple[int, Future]] = []
     for i in range(n_games):
         start(i)
-    conn.send((obs, np.array([e is not None for e in episodes]), []))
     try:
+        conn.send((obs, np.array([e is not None for e in episodes]), []))
         while True:
             message = conn.recv()
             if message[0] == "close":
@@ -131,11 +136,17 @@ def worker_main(
             pending = [(i, job) for i, job in pending if not job.done()]
             active = np.array([e is not None for e in episodes])
             conn.send((obs, active if playing else active | bool(pending), finished))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the main process is gone (even kill -9 closes its end): stop, closing the games
     finally:
         writer.shutdown(wait=True)
         for env in envs:
             env.close()
         conn.close()
+
+
+def _exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager

@@ -213,13 +213,14 @@ def train_ppo(
         device="auto",
         verbose=0,
     )
-    model.learn(
-        total_timesteps=config.steps,
-        progress_bar=progress_bar and to_terminal(),
-        callback=_ProgressLines(config.steps) if progress_bar and not to_terminal() else None,
-        tb_log_name="ppo",
-    )
-    venv.close()
-
+    try:
+        model.learn(
+            total_timesteps=config.steps,
+            progress_bar=progress_bar and to_terminal(),
+            callback=_ProgressLines(config.steps) if progress_bar and not to_terminal() else None,
+            tb_log_name="ppo",
+        )
+    finally:  # also on Ctrl-C: the games are processes of their own, never left behind
+        venv.close()
     save_agent(out, env_name, model.policy, {"train_steps": config.steps, **vars(config)})
     return model
