@@ -19,9 +19,17 @@ from pathlib import Path
 import torch
 
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
+from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import add_dataclass_flags, dataclass_from_args, fail
-from worldmodel.data import DatasetError
+from worldmodel.cli import (
+    UserError,
+    add_dataclass_flags,
+    dataclass_from_args,
+    fail,
+    interrupted,
+    sigterm_as_interrupt,
+)
+from worldmodel.data import DatasetError, load_manifest
 from worldmodel.evaluation.pipeline import EvalConfig, evaluate
 from worldmodel.world_model import WorldModel
 
@@ -32,7 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--checkpoint", type=Path, help="worldmodel.pt (default: runs/ENV-cpu/)")
     p.add_argument("--data", type=Path, help="dataset folder (default: data/ENV)")
     p.add_argument("--i3d", type=Path, help="I3D weights for FVD (no download: pass the file)")
-    p.add_argument("--out", type=Path, help="report folder (default: next to the checkpoint)")
+    p.add_argument(
+        "--out", type=Path, help="report folder (default: next to the checkpoint, under runs/)"
+    )
     p.add_argument("--quick", action="store_true", help="a small sample (16 clips)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -41,34 +51,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def default_out(checkpoint: Path, quick: bool) -> Path:
+    """Next to a checkpoint under runs/; for one elsewhere (the shipped model in the package
+    folder), under runs/eval/: a report never lands among the installed files."""
+    name = "eval-quick" if quick else "eval"
+    if Path("runs").resolve() in checkpoint.resolve().parents:
+        return checkpoint.parent / name
+    return Path("runs") / "eval" / f"{checkpoint.stem}-{name}"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     checkpoint = args.checkpoint or Path("runs") / f"{args.env}-cpu" / "worldmodel.pt"
     data = args.data or Path("data") / args.env
-    out = args.out or checkpoint.parent / ("eval-quick" if args.quick else "eval")
+    out = args.out or default_out(checkpoint, args.quick)
     base = EvalConfig.quick() if args.quick else EvalConfig()
     config = dataclass_from_args(EvalConfig, args, base)
-    device = (
-        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
-    try:
-        get_scenario(args.env)
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: this machine has no CUDA GPU; use --device cpu")
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        if args.i3d is not None and not args.i3d.is_file():
-            raise ValueError(
-                f"--i3d {args.i3d}: no such file; pass the path to i3d_kinetics400_tfhub_rgb.pt"
+    with sigterm_as_interrupt():
+        try:
+            get_scenario(args.env)
+            device = validate.evaluate_args(args, config, out)
+            note = load_manifest(data, args.env).split_note(data)
+            if note:
+                print(note)
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            model = WorldModel.load(checkpoint, args.env, device)
+            metrics = evaluate(
+                model, data, out, args.i3d, config, not args.quiet, run_dir=checkpoint.parent
             )
-        if config.horizon < 9 and args.i3d is not None:
-            raise ValueError("FVD needs at least 9 frames per clip: use --horizon 16")
-        model = WorldModel.load(checkpoint, args.env, device)
-        metrics = evaluate(
-            model, data, out, args.i3d, config, progress=not args.quiet, run_dir=checkpoint.parent
-        )
-    except (UnknownEnvError, CheckpointError, DatasetError, ValueError) as e:
-        fail(str(e))
+        except (UnknownEnvError, CheckpointError, DatasetError, UserError, ValueError) as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            interrupted(f"the report in {out} is written at the end: rerun to evaluate")
     summary = {
         "reconstruction_psnr": metrics["reconstruction"]["psnr"],
         "open_loop_psnr": metrics["open_loop"]["psnr_mean"],
