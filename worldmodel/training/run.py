@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,8 @@ def train_prior(
         PRIOR_PRESETS[preset], from_dict(VQVAEConfig, blob["config"]), len(blob["action_names"])
     )
     model_config = apply_overrides(base, "prior", list(overrides))
+    if resume and _stale(out / "prior.pt", int(blob["step"])):
+        resume = False
     torch.manual_seed(config.seed)
     stage = PriorStage(env, data, model_config, preset, out, runtime.device, progress=progress)
     metrics = train(
@@ -84,3 +87,21 @@ def train_prior(
     if runtime.main:
         export_world_model(out / "prior.pt", out / "worldmodel.pt")
     return metrics
+
+
+def _stale(prior: Path, tokenizer_step: int) -> bool:
+    """Whether ``prior`` was trained over an earlier state of the tokenizer (trained further
+    since, as ``--stage all --resume`` with more ``--steps`` does). Its codes mean nothing to
+    the new tokenizer, so it is moved aside to start over, rather than refused on every try."""
+    if not prior.exists():
+        return False
+    began = int(load_checkpoint(prior, "prior")["tokenizer"]["step"])
+    if began == tokenizer_step:
+        return False
+    aside = prior.with_name(f"prior.tokenizer-step-{began}.pt")
+    os.replace(prior, aside)
+    print(
+        f"note: the tokenizer was trained on (step {began} -> {tokenizer_step}) since the prior "
+        f"began, so the prior starts over; the old one is kept as {aside}"
+    )
+    return True
