@@ -89,3 +89,15 @@ def save_world_model(model, path: Path, heads: bool = True) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_world_model(tiny_world_model(), tmp_path_factory.mktemp("wm") / "worldmodel.pt")
+
+
+def entry_point(name: str):
+    """The ``main(argv)`` of the top-level script ``name``.py (collect, train, play, evaluate),
+    to run a command line in the test process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"cli_{name}", ROOT / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main

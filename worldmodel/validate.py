@@ -64,27 +64,29 @@ def existing_file(flag: str, path: Path | None) -> None:
         raise UserError(f"{flag} {path}: {what}")
 
 
-def writable_dir(flag: str, path: Path) -> None:
-    """``path`` is a folder, or can be made one, and files can be written in it."""
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{flag} {path} is a file, not a folder; choose another {flag}")
+def writable_dir(flag: str, path: Path, given: Path | None = None) -> None:
+    """``path`` is a folder, or can be made one, and files can be written in it (``given``:
+    what the user typed, if ``path`` is its folder)."""
+    given = given or path
     base = path
     while not base.exists():
         base = base.parent
     if not base.is_dir():
-        raise UserError(f"{flag} {path}: {base} is a file, so no folder can be made under it")
+        if base == given:
+            raise UserError(f"{flag} {given} is a file, not a folder; choose another {flag}")
+        raise UserError(f"{flag} {given}: {base} is a file, so no folder can be made under it")
     try:  # a real write: permission bits do not tell root, a read-only mount or a full quota
         with tempfile.TemporaryFile(dir=base):
             pass
     except OSError as e:
-        raise UserError(f"{flag} {path}: cannot write in {base} ({e.strerror})") from None
+        raise UserError(f"{flag} {given}: cannot write in {base} ({e.strerror})") from None
 
 
 def writable_file(flag: str, path: Path) -> None:
     """A file can be written at ``path`` (an existing file there would be replaced)."""
     if path.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a file name")
-    writable_dir(flag, path.parent)
+    writable_dir(flag, path.parent, path)
 
 
 def _human(n: float) -> str:
