@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import I3D_WEIGHTS, ROOT, tiny_world_model
+from tests.conftest import I3D_WEIGHTS, ROOT, needs_i3d, tiny_world_model
 from worldmodel.data import EpisodeStore
 from worldmodel.evaluation.idm import dream_transitions
 from worldmodel.evaluation.openloop import open_loop
@@ -29,7 +29,7 @@ def test_open_loop_dreams_the_requested_horizon(hg_dataset: Path) -> None:
     assert (actions >= 0).all()
 
 
-@pytest.mark.skipif(not I3D_WEIGHTS.exists(), reason="needs ../shared/data/i3d weights")
+@needs_i3d
 def test_quick_evaluation_writes_the_report(hg_dataset: Path, tmp_path: Path) -> None:
     config = EvalConfig(split="test", clips=2, horizon=9, idm_steps=10, idm_transitions=20)
     out = tmp_path / "report"

@@ -58,10 +58,13 @@ def device(name: str) -> str:
     return name
 
 
-def existing_file(flag: str, path: Path | None) -> None:
+def existing_file(flag: str, path: Path | None, hint: str = "") -> None:
     if path is not None and not path.is_file():
         what = "a folder, not a file" if path.is_dir() else "no such file"
-        raise UserError(f"{flag} {path}: {what}")
+        raise UserError(f"{flag} {path}: {what}{'; ' + hint if hint else ''}")
+
+
+I3D_HINT = "pass the path to i3d_kinetics400_tfhub_rgb.pt (README: FVD and the I3D weights)"
 
 
 def writable_dir(flag: str, path: Path, given: Path | None = None) -> None:
@@ -189,7 +192,7 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
         at_least(flag, getattr(args, flag[2:].replace("-", "_")), 1)
     if args.stage == "agent":
         fits_in_memory("--agent-envs", args.agent_envs, GAME_BYTES, "the games")
-    existing_file("--i3d", args.i3d)
+    existing_file("--i3d", args.i3d, I3D_HINT)
     existing_file("--checkpoint", args.checkpoint)
     writable_dir("--out", out)
     return dev
@@ -222,7 +225,7 @@ def evaluate_args(args: argparse.Namespace, config: Any, out: Path) -> str:
     at_least("--temperature", config.temperature, 0)
     frames = config.horizon + (config.context or config.horizon)
     fits_in_memory("--clips", config.clips, 2 * frames * FRAME_BYTES, "the real and dreamed clips")
-    existing_file("--i3d", args.i3d)
+    existing_file("--i3d", args.i3d, I3D_HINT)
     if args.i3d is not None and config.horizon < 9:
         raise UserError("FVD needs at least 9 frames per clip: use --horizon 16")
     writable_dir("--out", out)
