@@ -72,6 +72,7 @@ CASES = [
     ("train", "--data {manifest_list}", 2, "the top level should be an object, not a list"),
     ("train", "--data {manifest_null}", 2, "episodes[0].file should be a string, not null"),
     ("train", "--data {cwd}/nothing", 2, "has no manifest.json; collect data first"),
+    ("train", "--data {no_episodes}", 2, "no readable 'train' episodes (all 8 unreadable)"),
     ("train", "--env take_cover", 2, "holds 'health_gathering' data, not 'take_cover'"),
     ("train", "--stage prior --out {run_no_weights}", 2, "vqvae.pt is damaged: model should be"),
     ("train", "--stage prior --out {run_agent}", 2, "is a PPO agent, not a vqvae checkpoint"),
@@ -209,6 +210,9 @@ def files(
         "manifest_list": _dataset_with_manifest(root / "m_list", "[]"),
         "manifest_null": _dataset_with_manifest(root / "m_null", json.dumps(manifest)),
         "manifest_junk": _dataset_with_manifest(root / "m_junk", "{not json"),
+        "no_episodes": _dataset_with_manifest(
+            root / "no_episodes", (hg_dataset / "manifest.json").read_text()
+        ),
     }
 
 
