@@ -56,18 +56,19 @@ def write_episode(path: Path, episode: Episode) -> None:
     if episode.frames.shape[0] != t + 1 or episode.frames.dtype != np.uint8:
         raise ValueError(f"need {t + 1} uint8 frames for {t} steps, got {episode.frames.shape}")
     tmp = path.with_name(path.name + ".tmp")
-    chunks = _deflate_chunks(episode.frames)
+    chunk = min(FRAME_CHUNK, t + 1)  # HDF5 refuses a chunk longer than a short episode
+    chunks = _deflate_chunks(episode.frames, chunk)
     with h5py.File(tmp, "w") as f:
         frames = f.create_dataset(
             "frames",
             shape=episode.frames.shape,
             dtype=np.uint8,
-            chunks=(FRAME_CHUNK, *episode.frames.shape[1:]),
+            chunks=(chunk, *episode.frames.shape[1:]),
             compression="gzip",
             compression_opts=1,
         )
         for i, data in enumerate(chunks):
-            frames.id.write_direct_chunk((i * FRAME_CHUNK, 0, 0, 0), data)
+            frames.id.write_direct_chunk((i * chunk, 0, 0, 0), data)
         f.create_dataset("actions", data=episode.actions.astype(np.int16))
         f.create_dataset("rewards", data=episode.rewards.astype(np.float32))
         f.create_dataset("terminated", data=episode.terminated.astype(bool))
@@ -79,18 +80,18 @@ def write_episode(path: Path, episode: Episode) -> None:
     os.replace(tmp, path)
 
 
-def _deflate_chunks(frames: np.ndarray) -> list[bytes]:
-    """The frames as HDF5 gzip (zlib) chunks of FRAME_CHUNK frames, the last one zero-padded.
+def _deflate_chunks(frames: np.ndarray, chunk: int) -> list[bytes]:
+    """The frames as HDF5 gzip (zlib) chunks of ``chunk`` frames, the last one zero-padded.
 
     Compressing here rather than in HDF5's filter lets ``zlib`` release the GIL, so a writer
     thread compresses while the collector steps games. zlib's Adler-32 checksum makes damaged
     chunks fail to decompress, so corruption is still detected on read.
     """
     out = []
-    for start in range(0, len(frames), FRAME_CHUNK):
-        block = frames[start : start + FRAME_CHUNK]
-        if len(block) < FRAME_CHUNK:
-            pad = np.zeros((FRAME_CHUNK - len(block), *frames.shape[1:]), dtype=np.uint8)
+    for start in range(0, len(frames), chunk):
+        block = frames[start : start + chunk]
+        if len(block) < chunk:
+            pad = np.zeros((chunk - len(block), *frames.shape[1:]), dtype=np.uint8)
             block = np.concatenate([block, pad])
         out.append(zlib.compress(np.ascontiguousarray(block).tobytes(), 1))
     return out
