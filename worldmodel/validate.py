@@ -12,7 +12,7 @@ import argparse
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -135,59 +135,56 @@ def fits_on_disk(flag: str, count: int, each: int, folder: Path, what: str) -> N
 
 # --- each command's rules -------------------------------------------------------------------
 
-TRAIN_RULES: dict[str, tuple[str, float]] = {
-    "steps": ("at_least", 1),
-    "batch_size": ("at_least", 1),
-    "lr": ("above", 0),
-    "warmup": ("at_least", 0),
-    "weight_decay": ("at_least", 0),
-    "grad_clip": ("at_least", 0),
-    "eval_every": ("at_least", 1),
-    "save_every": ("at_least", 1),
-    "log_every": ("at_least", 1),
-    "minutes": ("above", 0),
-    "num_workers": ("at_least", 0),
+TRAIN_RULES: dict[str, tuple[Callable[[str, float | None, float], None], float]] = {
+    "steps": (at_least, 1),
+    "batch_size": (at_least, 1),
+    "lr": (above, 0),
+    "warmup": (at_least, 0),
+    "weight_decay": (at_least, 0),
+    "grad_clip": (at_least, 0),
+    "eval_every": (at_least, 1),
+    "save_every": (at_least, 1),
+    "log_every": (at_least, 1),
+    "minutes": (above, 0),
+    "num_workers": (at_least, 0),
 }
 
 
 def train_config(config: Any) -> None:
     """A :class:`~worldmodel.training.loop.TrainConfig` whose values a run can use."""
     for name, (rule, bound) in TRAIN_RULES.items():
-        flag = "--" + name.replace("_", "-")
-        (at_least if rule == "at_least" else above)(flag, getattr(config, name), bound)
+        rule("--" + name.replace("_", "-"), getattr(config, name), bound)
     between("--min-lr-ratio", config.min_lr_ratio, 0, 1)
 
 
-def clip_bytes(stage: str, preset: str) -> int:
+def clip_bytes(stage: str, preset: str, overrides: list[str]) -> int:
     """A lower bound of the memory one training clip of ``stage`` takes: its frames as float32
     (tokenizer), or its logits over the codebook (prior)."""
     from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, prior_config_for
+    from worldmodel.training.overrides import apply_overrides
 
-    vqvae = VQVAE_PRESETS[preset]
+    vqvae = apply_overrides(VQVAE_PRESETS[preset], "vqvae", overrides)
     if stage == "vqvae":
         return vqvae.clip_len * FRAME_BYTES * 4
-    prior = prior_config_for(PRIOR_PRESETS[preset], vqvae, 1)
+    base = prior_config_for(PRIOR_PRESETS[preset], vqvae, 1)
+    prior = apply_overrides(base, "prior", overrides)
     return prior.block_size * prior.n_codes * 4
 
 
 def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> str:
     """Check train.py's flags and the stages' resolved ``configs``; return the device."""
-    from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS
-    from worldmodel.training.overrides import apply_overrides
-
     dev = device(args.device)
     at_least("--threads", args.threads, 1)
-    # every override now, not when the prior starts after an hour of tokenizer training
-    apply_overrides(VQVAE_PRESETS[args.preset], "vqvae", args.overrides)
-    apply_overrides(PRIOR_PRESETS[args.preset], "prior", args.overrides)
+    # every override now (both sections are applied here), not when the prior starts after an
+    # hour of tokenizer training
     for item in args.overrides:
-        if item.partition(".")[0] not in ("vqvae", "prior"):
+        if "=" in item and item.partition(".")[0] not in ("vqvae", "prior"):
             raise UserError(f"--set {item}: the section must be vqvae or prior")
-    for stage, config in configs.items():
-        train_config(config)
-        fits_in_memory(
-            "--batch-size", config.batch_size, clip_bytes(stage, args.preset), "its clips", dev
-        )
+    for stage in ("vqvae", "prior"):
+        each = clip_bytes(stage, args.preset, args.overrides)
+        if stage in configs:
+            train_config(configs[stage])
+            fits_in_memory("--batch-size", configs[stage].batch_size, each, "its clips", dev)
     for flag in ("--agent-steps", "--agent-envs", "--episodes"):
         at_least(flag, getattr(args, flag[2:].replace("-", "_")), 1)
     if args.stage == "agent":
