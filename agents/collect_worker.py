@@ -16,6 +16,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
+import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -207,9 +208,19 @@ class WorkerGroup:
                 "is printed above"
             ) from None
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):
             self.conn.send(("close",))
-        self.process.join(timeout=10)
+        deadline = time.monotonic() + timeout
+        while self.process.is_alive() and time.monotonic() < deadline:
+            # read what it still sends (after a Ctrl-C nobody else does), or a worker blocked
+            # on a full pipe would never see the "close"
+            with contextlib.suppress(EOFError, OSError):
+                if self.conn.poll(0.1):
+                    self.conn.recv()
+        if self.process.is_alive():
+            self.process.terminate()  # SIGTERM: it still closes its games
+            self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
+        self.process.join()

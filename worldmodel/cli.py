@@ -27,11 +27,13 @@ def fail(message: str) -> NoReturn:
 
 def interrupted(message: str) -> NoReturn:
     """After Ctrl-C: print ``interrupted; message`` (what was kept, how to resume), exit 130."""
-    print(f"\ninterrupted; {message}", file=sys.stderr)
+    start = "\n" if sys.stderr.isatty() else ""  # off the line a progress bar was drawing
+    print(f"{start}interrupted; {message}", file=sys.stderr)
     raise SystemExit(130)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second kill must not cut the cleanup short
     raise KeyboardInterrupt
 
 
