@@ -213,11 +213,12 @@ class WorkerGroup:
             self.conn.send(("close",))
         deadline = time.monotonic() + timeout
         while self.process.is_alive() and time.monotonic() < deadline:
-            # read what it still sends (after a Ctrl-C nobody else does), or a worker blocked
-            # on a full pipe would never see the "close"
-            with contextlib.suppress(EOFError, OSError):
-                if self.conn.poll(0.1):
-                    self.conn.recv()
+            # Throw away what it still sends, or a worker blocked on a full pipe would never
+            # read the "close". Raw bytes, not messages: a Ctrl-C may have stopped our last
+            # recv halfway through one, and a recv would then wait for bytes that never come.
+            with contextlib.suppress(OSError):
+                if self.conn.poll(0.1) and not os.read(self.conn.fileno(), 1 << 16):
+                    self.process.join(timeout=0.1)  # its end is closed: it is exiting
         if self.process.is_alive():
             self.process.terminate()  # SIGTERM: it still closes its games
             self.process.join(timeout=5)

@@ -80,7 +80,7 @@ def test_stopped_collection_keeps_its_episodes_and_leaves_no_process(
         os.killpg(proc.pid, signal.SIGINT)
     else:
         proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=120)
     deadline = time.time() + 20
     while any(_running(p) for p in family) and time.time() < deadline:
         time.sleep(0.1)
