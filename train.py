@@ -116,6 +116,9 @@ def run_vqvae(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
 
 
 def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
+    # --stage all --resume continues what there is: a run stopped during the tokenizer has no
+    # prior yet, and its prior starts when the tokenizer is done
+    resume = args.resume and (args.stage == "prior" or (out / "prior.pt").exists())
     return train_prior(
         args.env,
         data,
@@ -124,9 +127,22 @@ def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
         train_config(args, "prior"),
         runtime,
         args.overrides,
-        args.resume,
+        resume,
         not args.quiet,
     )
+
+
+def resume_hint(args: argparse.Namespace, out: Path) -> str:
+    """After Ctrl-C: what is saved and the command that continues it."""
+    if args.quickstart:
+        return f"finished stages are kept in {out}: rerun the same command to resume"
+    if args.stage == "agent":
+        return f"rerun the same command to train the agents in {out} again"
+    stages = ["vqvae", "prior"] if args.stage == "all" else [args.stage]
+    saved = [f"{s}.pt" for s in stages if (out / f"{s}.pt").exists()]
+    if not saved:
+        return f"no checkpoint was written to {out} yet: rerun the same command to start again"
+    return f"{' and '.join(saved)} in {out} saved: rerun with --resume to continue"
 
 
 def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
@@ -187,11 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         except (UserError, DatasetError, CheckpointError, UnknownEnvError, AgentError) as e:
             fail(str(e))
         except KeyboardInterrupt:
-            if args.quickstart:
-                interrupted(f"finished stages are kept in {out}: rerun the same command to resume")
-            if args.stage == "agent":
-                interrupted(f"rerun the same command to train the agents in {out} again")
-            interrupted(f"the checkpoint in {out} is saved: rerun with --resume to continue")
+            interrupted(resume_hint(args, out))
     if runtime.main:
         for stage, metrics in results.items():
             print(f"{stage}: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))

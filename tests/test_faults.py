@@ -169,8 +169,12 @@ def test_ctrl_c_in_training_saves_and_says_how_to_resume(
         entry_point("train")([*args, "--stage", "vqvae"])
     assert stop.value.code == 130
     err = capsys.readouterr().err.strip()
-    assert err == "interrupted; the checkpoint in runs/i is saved: rerun with --resume to continue"
+    assert err == "interrupted; vqvae.pt in runs/i saved: rerun with --resume to continue"
     assert load_checkpoint(Path("runs/i/vqvae.pt"), "vqvae")["step"] == 2
+    calls.clear()
+    monkeypatch.setattr(VQVAEStage, "loss", loss)
+    entry_point("train")([*args, "--stage", "all", "--steps", "4", "--resume"])  # as told
+    assert load_checkpoint(Path("runs/i/prior.pt"), "prior")["step"] == 4  # begun, not refused
 
 
 def test_ctrl_c_in_evaluation_exits_130(
