@@ -89,7 +89,14 @@ def worker_main(
     # closes the workers in turn. SIGTERM (a scheduler stopping the group) closes the games.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit)
-    envs = [make_env(env_name) for _ in range(n_games)]
+    envs: list[Any] = []
+    try:
+        for _ in range(n_games):
+            envs.append(make_env(env_name))
+    except BaseException:  # a SIGTERM while the games start: none may outlive this process
+        for env in envs:
+            env.close()
+        raise
     episodes: list[_Buffer | None] = [None] * n_games
     queue = list(reversed(todo))
     n_actions = envs[0].action_space.n
@@ -107,9 +114,9 @@ def worker_main(
     # that work overlaps with the waits on the games.
     writer = ThreadPoolExecutor(max_workers=1)
     pending: list[tuple[int, Future]] = []
-    for i in range(n_games):
-        start(i)
     try:
+        for i in range(n_games):
+            start(i)
         conn.send((obs, np.array([e is not None for e in episodes]), []))
         while True:
             message = conn.recv()

@@ -3,6 +3,7 @@ a few episodes train; a finished run continues; recordings keep what was played.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -69,19 +70,29 @@ def test_stopped_collection_keeps_its_episodes_and_leaves_no_process(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # Ctrl-C works in a terminal's job even when this test runs where SIGINT is ignored
+        # (a background job), which children would inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 120
-    while not (out / "ep_000001.h5").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    family = _descendants(proc.pid)
-    games = _vizdoom_ids(family)
-    assert len(games) == 4
-    if how == "ctrl-c":  # a terminal sends SIGINT to every process of the job
-        os.killpg(proc.pid, signal.SIGINT)
-    else:
-        proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
-    _, err = proc.communicate(timeout=120)
-    deadline = time.time() + 20
+    try:
+        deadline = time.time() + 300
+        while not (out / "ep_000001.h5").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        family = _descendants(proc.pid)
+        games = _vizdoom_ids(family)
+        assert len(games) == 4
+        if how == "ctrl-c":  # a terminal sends SIGINT to every process of the job
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # the test failed: stop it as a user would, then for good
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=60)
+            proc.kill()
+    deadline = time.time() + 60
     while any(_running(p) for p in family) and time.time() < deadline:
         time.sleep(0.1)
     assert not [p for p in family if _running(p)]  # workers and games: none left behind
