@@ -17,8 +17,16 @@ from pathlib import Path
 from agents import UnknownEnvError, get_scenario
 from agents.collect import CollectConfig, check_compatible, collect, make_policy
 from agents.ppo import DEFAULT_AGENTS_DIR, AgentError, PPOConfig
-from worldmodel.cli import add_dataclass_flags, dataclass_from_args, fail
-from worldmodel.data import DatasetError
+from worldmodel import validate
+from worldmodel.cli import (
+    UserError,
+    add_dataclass_flags,
+    dataclass_from_args,
+    fail,
+    interrupted,
+    sigterm_as_interrupt,
+)
+from worldmodel.data import MANIFEST, DatasetError, load_manifest
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,18 +53,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = dataclass_from_args(CollectConfig, args)
     out = args.out or Path("data") / config.env
-    try:
-        get_scenario(config.env)
-        if config.episodes <= 0 or config.n_envs <= 0 or args.agent_steps <= 0:
-            raise ValueError("--episodes, --n-envs and --agent-steps must be positive")
-        if not 0.0 <= config.epsilon <= 1.0 or config.sticky_mean < 1.0:
-            raise ValueError("--epsilon must be in [0, 1] and --sticky-mean >= 1")
-        check_compatible(out, config)
-        agent = PPOConfig(steps=args.agent_steps, seed=config.seed)
-        policy = make_policy(config, args.agents_dir, agent, not args.quiet)
-    except (UnknownEnvError, DatasetError, AgentError, ValueError) as e:
-        fail(str(e))
-    result = collect(out, config, policy, progress=not args.quiet)
+    with sigterm_as_interrupt():
+        try:
+            get_scenario(config.env)
+            validate.collect_args(config, args.agent_steps, out)
+            check_compatible(out, config)
+            agent = PPOConfig(steps=args.agent_steps, seed=config.seed)
+            policy = make_policy(config, args.agents_dir, agent, not args.quiet)
+            result = collect(out, config, policy, progress=not args.quiet)
+        except (UnknownEnvError, DatasetError, AgentError, UserError) as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            saved = len(load_manifest(out).episodes) if (out / MANIFEST).exists() else 0
+            interrupted(
+                f"{saved} of {config.episodes} episodes are saved in {out} (episodes in play "
+                "are dropped): rerun the same command to collect the rest"
+            )
     manifest = result.manifest
     total = sum(e.length + 1 for e in manifest.episodes)
     size = sum((out / e.file).stat().st_size for e in manifest.episodes)

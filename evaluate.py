@@ -25,9 +25,17 @@ import torch
 
 from agents.checks import CheckConfig, run_checks
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
+from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import add_dataclass_flags, dataclass_from_args, fail
-from worldmodel.data import DatasetError
+from worldmodel.cli import (
+    UserError,
+    add_dataclass_flags,
+    dataclass_from_args,
+    fail,
+    interrupted,
+    sigterm_as_interrupt,
+)
+from worldmodel.data import DatasetError, load_manifest
 from worldmodel.evaluation.pipeline import EvalConfig, evaluate
 from worldmodel.world_model import WorldModel
 
@@ -41,8 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--idm-data", type=Path, help="dataset whose train split the IDM learns (default: --data)"
     )
     p.add_argument("--i3d", type=Path, help="I3D weights for FVD (no download: pass the file)")
-    p.add_argument("--out", type=Path, help="report folder (default: next to the checkpoint)")
-    p.add_argument("--quick", action="store_true", help="small counts everywhere")
+    p.add_argument(
+        "--out", type=Path, help="report folder (default: next to the checkpoint, under runs/)"
+    )
+    p.add_argument("--quick", action="store_true", help="a small sample (16 clips)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress")
@@ -84,52 +94,57 @@ def summary(m: dict) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
+def default_out(checkpoint: Path, quick: bool) -> Path:
+    """Next to a checkpoint under runs/; for one elsewhere (the shipped model in the package
+    folder), under runs/eval/: a report never lands among the installed files."""
+    name = "eval-quick" if quick else "eval"
+    if Path("runs").resolve() in checkpoint.resolve().parents:
+        return checkpoint.parent / name
+    return Path("runs") / "eval" / f"{checkpoint.stem}-{name}"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     checkpoint = args.checkpoint or Path("runs") / f"{args.env}-cpu" / "worldmodel.pt"
     data = args.data or Path("data") / args.env
-    out = args.out or checkpoint.parent / ("eval-quick" if args.quick else "eval")
+    out = args.out or default_out(checkpoint, args.quick)
     config = dataclass_from_args(EvalConfig, args, EvalConfig.quick() if args.quick else None)
     check_config = dataclass_from_args(
         CheckConfig, args, CheckConfig.quick() if args.quick else None
     )
-    device = (
-        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
-    try:
-        get_scenario(args.env)
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: this machine has no CUDA GPU; use --device cpu")
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        if args.i3d is not None and not args.i3d.is_file():
-            raise ValueError(
-                f"--i3d {args.i3d}: no such file; pass the path to i3d_kinetics400_tfhub_rgb.pt"
+    with sigterm_as_interrupt():
+        try:
+            get_scenario(args.env)
+            device = validate.evaluate_args(args, config, out)
+            note = load_manifest(data, args.env).split_note(data)
+            if note:
+                print(note)
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            model = WorldModel.load(checkpoint, args.env, device)
+
+            def checks(model: WorldModel, where: Path) -> dict:
+                def say(text: str) -> None:
+                    if not args.quiet:
+                        print(f"  real game: {text}", file=sys.stderr, flush=True)
+
+                return run_checks(model, check_config, config.sampling, where, config.seed, say)
+
+            metrics = evaluate(
+                model,
+                data,
+                out,
+                args.i3d,
+                config,
+                progress=not args.quiet,
+                run_dir=checkpoint.parent,
+                checks=checks,
+                idm_data=args.idm_data,
             )
-        if config.horizon < 9 and args.i3d is not None and config.fvd:
-            raise ValueError("FVD needs at least 9 frames per clip: use --horizon 16 or --no-fvd")
-        model = WorldModel.load(checkpoint, args.env, device)
-
-        def checks(model: WorldModel, where: Path) -> dict:
-            def say(text: str) -> None:
-                if not args.quiet:
-                    print(f"  real game: {text}", file=sys.stderr, flush=True)
-
-            return run_checks(model, check_config, config.sampling, where, config.seed, say)
-
-        metrics = evaluate(
-            model,
-            data,
-            out,
-            args.i3d,
-            config,
-            progress=not args.quiet,
-            run_dir=checkpoint.parent,
-            checks=checks,
-            idm_data=args.idm_data,
-        )
-    except (UnknownEnvError, CheckpointError, DatasetError, ValueError) as e:
-        fail(str(e))
+        except (UnknownEnvError, CheckpointError, DatasetError, UserError, ValueError) as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            interrupted(f"the report in {out} is written at the end: rerun to evaluate")
     print(json.dumps(summary(metrics)))
     print(f"report: {out / 'report.md'}")
 

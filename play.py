@@ -13,7 +13,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -23,8 +22,9 @@ from agents.play.session import MODES, PlaySession
 from agents.play.window import NoDisplayError
 from agents.ppo import AgentError, find_agent, load_agent
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
+from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import fail
+from worldmodel.cli import UserError, fail, interrupted, sigterm_as_interrupt
 from worldmodel.world_model import WorldModel, shipped_checkpoint
 
 
@@ -65,56 +65,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: this machine has no CUDA GPU; use --device cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, not {name!r}")
-    return name
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     policy = args.policy or ("random" if args.headless else "human")
-    try:
-        scenario = get_scenario(args.env)
-        device = pick_device(args.device)
-        torch.set_num_threads(args.threads)
-        if args.record is not None and args.record.suffix.lower() not in (".mp4", ".gif"):
-            raise ValueError(f"--record needs a .mp4 or .gif file name, got {args.record.name!r}")
-        model = None
-        if args.mode != "real":
-            model = WorldModel.load(
-                args.checkpoint or default_checkpoint(args.env), args.env, device
+    with sigterm_as_interrupt():
+        try:
+            scenario = get_scenario(args.env)
+            device = validate.play_args(args)
+            torch.set_num_threads(args.threads)
+            model = None
+            if args.mode != "real":
+                model = WorldModel.load(
+                    args.checkpoint or default_checkpoint(args.env), args.env, device
+                )
+            agent_path = args.agent or find_agent(args.env)
+            agent = load_agent(agent_path, args.env, seed=args.seed) if agent_path else None
+            controller = Controller(
+                policy, len(scenario.actions), list(scenario.action_names), args.seed, agent
             )
-        agent_path = args.agent or find_agent(args.env)
-        agent = load_agent(agent_path, args.env, seed=args.seed) if agent_path else None
-        controller = Controller(
-            policy, len(scenario.actions), list(scenario.action_names), args.seed, agent
+            session = PlaySession(args.env, args.mode, model, args.temperature, args.seed)
+        except (UnknownEnvError, CheckpointError, AgentError, UserError, ValueError, OSError) as e:
+            fail(str(e))
+        options = PlayOptions(
+            scale=args.scale,
+            fps=args.fps if args.fps is not None else (0.0 if args.headless else 15.0),
+            headless=args.headless,
+            steps=args.steps,
+            policy=policy,
+            record=args.record,
+            device=device,
         )
-        session = PlaySession(args.env, args.mode, model, args.temperature, args.seed)
-    except (UnknownEnvError, CheckpointError, AgentError, ValueError, OSError) as e:
-        fail(str(e))
-    options = PlayOptions(
-        scale=args.scale,
-        fps=0.0 if args.headless and args.fps == 15.0 else args.fps,
-        headless=args.headless,
-        steps=args.steps,
-        policy=policy,
-        record=args.record,
-        device=device,
-    )
-    try:
-        summary = run(session, options, controller)
-    except NoDisplayError as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        session.close()
+        try:
+            summary = run(session, options, controller)
+        except NoDisplayError as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            kept = f": the recording so far is in {args.record}" if args.record else ""
+            interrupted(f"stopped after the step in play{kept}")
+        finally:
+            session.close()
     print(summary.line(args.mode, device))
     if args.record:
         print(f"recorded {summary.frames} frames to {args.record}")

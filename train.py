@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 from agents.ppo import AgentError
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
+from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import UserError, add_dataclass_flags, dataclass_from_args, fail
+from worldmodel.cli import (
+    UserError,
+    add_dataclass_flags,
+    dataclass_from_args,
+    fail,
+    interrupted,
+    sigterm_as_interrupt,
+)
 from worldmodel.config import PRESETS
-from worldmodel.data import DatasetError
+from worldmodel.data import DatasetError, load_manifest
 from worldmodel.training.loop import Runtime, TrainConfig, setup_runtime
 from worldmodel.training.presets import TRAIN_PRESETS
 from worldmodel.training.run import train_prior, train_tokenizer
@@ -85,10 +92,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def train_config(args: argparse.Namespace, stage: str) -> TrainConfig:
-    config = dataclass_from_args(TrainConfig, args, TRAIN_PRESETS[stage][args.preset])
-    if config.steps <= 0 or config.batch_size <= 0:
-        raise UserError("--steps and --batch-size must be positive")
-    return config
+    return dataclass_from_args(TrainConfig, args, TRAIN_PRESETS[stage][args.preset])
+
+
+def check_args(args: argparse.Namespace, out: Path, data: Path) -> str:
+    """Every flag and path, before any work starts; returns the device."""
+    get_scenario(args.env)
+    stages = {"vqvae": ["vqvae"], "prior": ["prior"], "all": ["vqvae", "prior"]}
+    configs = (
+        {} if args.quickstart else {s: train_config(args, s) for s in stages.get(args.stage, [])}
+    )
+    device = validate.train_args(args, configs, out)
+    if args.quickstart:
+        validate.writable_dir("--data", data)
+    else:
+        note = load_manifest(data, args.env).split_note(data)
+        if note:
+            print(note)
+    return device
 
 
 def run_vqvae(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
@@ -111,6 +132,9 @@ def prior_arch(args: argparse.Namespace) -> str:
 
 def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
     arch = prior_arch(args)
+    # --stage all --resume continues what there is: a run stopped during the tokenizer has no
+    # prior yet, and its prior starts when the tokenizer is done
+    resume = args.resume and (args.stage == "prior" or (out / "prior.pt").exists())
     return train_prior(
         args.env,
         data,
@@ -119,19 +143,30 @@ def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
         train_config(args, "frame" if arch == "frame" else "prior"),
         runtime,
         args.overrides,
-        args.resume,
+        resume,
         not args.quiet,
         arch,
         not args.no_state,
     )
 
 
+def resume_hint(args: argparse.Namespace, out: Path) -> str:
+    """After Ctrl-C: what is saved and the command that continues it."""
+    if args.quickstart:
+        return f"finished stages are kept in {out}: rerun the same command to resume"
+    if args.stage == "agent":
+        return f"rerun the same command to train the agents in {out} again"
+    stages = ["vqvae", "prior"] if args.stage == "all" else [args.stage]
+    saved = [f"{s}.pt" for s in stages if (out / f"{s}.pt").exists()]
+    if not saved:
+        return f"no checkpoint was written to {out} yet: rerun the same command to start again"
+    return f"{' and '.join(saved)} in {out} saved: rerun with --resume to continue"
+
+
 def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
     from agents.dream_agent import compare
     from agents.ppo import PPOConfig
 
-    if args.agent_steps <= 0 or args.agent_envs <= 0 or args.episodes <= 0:
-        raise UserError("--agent-steps, --agent-envs and --episodes must be positive")
     checkpoint = args.checkpoint or out / "worldmodel.pt"
     if not checkpoint.exists():
         raise UserError(
@@ -159,8 +194,6 @@ def run_quickstart(args: argparse.Namespace, runtime: Runtime, out: Path, data: 
 
     if args.preset == "paper":
         raise UserError("--quickstart is for CPU presets (cpu, tiny); train paper size by stage")
-    if args.i3d is not None and not args.i3d.is_file():
-        raise UserError(f"--i3d {args.i3d}: no such file")
     plan = QuickstartPlan.tiny() if args.preset == "tiny" else QuickstartPlan()
     quickstart(args.env, data, out, runtime, plan, args.agents_dir, args.i3d, not args.quiet)
 
@@ -169,31 +202,33 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out = args.out or Path("runs") / f"{args.env}-{args.preset}"
     data = args.data or Path("data") / args.env
-    try:
-        get_scenario(args.env)
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        runtime = setup_runtime(args.device)
-        results = {}
-        if args.quickstart:
-            run_quickstart(args, runtime, out, data)
-            return
-        if args.stage in ("vqvae", "all"):
-            results["vqvae"] = run_vqvae(args, runtime, out, data)
-        if args.stage in ("prior", "all"):
-            results["prior"] = run_prior(args, runtime, out, data)
-        if args.stage == "agent":
-            results["agent"] = run_agent(args, runtime, out, data)
-    except (UserError, DatasetError, CheckpointError, UnknownEnvError, AgentError) as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted; the checkpoint in {out} is saved: rerun with --resume", file=sys.stderr
-        )
-        raise SystemExit(130) from None
+    with sigterm_as_interrupt():
+        try:
+            device = check_args(args, out, data)
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            runtime = setup_runtime(device)
+            results = {}
+            if args.quickstart:
+                run_quickstart(args, runtime, out, data)
+                return
+            if args.stage in ("vqvae", "all"):
+                results["vqvae"] = run_vqvae(args, runtime, out, data)
+            if args.stage in ("prior", "all"):
+                results["prior"] = run_prior(args, runtime, out, data)
+            if args.stage == "agent":
+                results["agent"] = run_agent(args, runtime, out, data)
+        except (UserError, DatasetError, CheckpointError, UnknownEnvError, AgentError) as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            interrupted(resume_hint(args, out))
     if runtime.main:
         for stage, metrics in results.items():
             print(f"{stage}: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+        if "prior" in results:
+            model = out / "worldmodel.pt"
+            print(f"world model: {model}")
+            print(f"play it: python play.py --env {args.env} --checkpoint {model}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from agents.behaviours import STYLES, HumanLikePolicy, MixturePolicy
 from agents.collect_worker import WorkerGroup
@@ -32,6 +31,7 @@ from worldmodel.data import (
     write_manifest,
 )
 from worldmodel.data.episode import EPISODE_GLOB, episode_index, read_episode_attrs
+from worldmodel.progress import progress_bar
 
 
 @dataclass
@@ -247,10 +247,7 @@ def collect(
     n_groups = max(1, min(config.workers, len(todo)))
     games = max(1, min(config.n_envs, len(todo)) // n_groups)
     attrs = {"env": config.env, "policy": config.policy, "epsilon": config.epsilon}
-    groups = [
-        WorkerGroup(config.env, out, todo[g::n_groups], games, config.seed, attrs)
-        for g in range(n_groups)
-    ]
+    groups: list[WorkerGroup] = []
     epsilon = 0.0 if config.policy.startswith("mix:") else config.epsilon  # see make_policy
     explorers = [
         StickyExploration(
@@ -261,12 +258,16 @@ def collect(
         )
         for g in range(n_groups)
     ]
-    bar = tqdm(total=len(todo), desc=f"collect {config.env}", unit="ep", disable=not progress)
+    bar = progress_bar(len(todo), f"collect {config.env}", "ep", progress)
     # The workers need the cores; a second torch thread for the policy's small batches costs
     # more in hand-offs than it gains (bench_collect: ~1,190 vs ~910 frames/s on 2 cores).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        for g in range(n_groups):  # in the try: a Ctrl-C while starting closes those started
+            groups.append(
+                WorkerGroup(config.env, out, todo[g::n_groups], games, config.seed, attrs)
+            )
         running = [True] * n_groups
         for g, group in enumerate(groups):  # each worker first reports its games' start
             obs, active, _, _ = group.receive()
@@ -288,6 +289,11 @@ def collect(
                 running[g] = bool(active.any())
                 if running[g]:
                     _send(group, explorers[g], obs, active)
+    except KeyboardInterrupt:
+        for group in groups:  # the workers finish writing the episodes they have ended
+            group.close()
+        open_dataset(out, config)  # ... and those join the manifest; games in flight are lost
+        raise
     finally:
         torch.set_num_threads(threads)
         bar.close()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
+import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -93,7 +95,18 @@ def worker_main(
 ) -> None:
     from agents.doom_env import make_env  # imported here: this runs in a fresh process
 
-    envs = [make_env(env_name) for _ in range(n_games)]
+    # Ctrl-C reaches every process of the terminal: the main process alone handles it, and
+    # closes the workers in turn. SIGTERM (a scheduler stopping the group) closes the games.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit)
+    envs: list[Any] = []
+    try:
+        for _ in range(n_games):
+            envs.append(make_env(env_name))
+    except BaseException:  # a SIGTERM while the games start: none may outlive this process
+        for env in envs:
+            env.close()
+        raise
     episodes: list[_Buffer | None] = [None] * n_games
     queue = list(reversed(todo))
     n_actions = envs[0].action_space.n
@@ -111,10 +124,10 @@ def worker_main(
     # that work overlaps with the waits on the games.
     writer = ThreadPoolExecutor(max_workers=1)
     pending: list[tuple[int, Future]] = []
-    for i in range(n_games):
-        start(i)
-    conn.send((obs, np.array([e is not None for e in episodes]), [], []))
     try:
+        for i in range(n_games):
+            start(i)
+        conn.send((obs, np.array([e is not None for e in episodes]), [], []))
         while True:
             message = conn.recv()
             if message[0] == "close":
@@ -148,11 +161,17 @@ def worker_main(
             active = np.array([e is not None for e in episodes])
             active = active if playing else active | bool(pending)
             conn.send((obs, active, finished, restarted))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the main process is gone (even kill -9 closes its end): stop, closing the games
     finally:
         writer.shutdown(wait=True)
         for env in envs:
             env.close()
         conn.close()
+
+
+def _exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
@@ -215,9 +234,20 @@ class WorkerGroup:
                 "is printed above"
             ) from None
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):
             self.conn.send(("close",))
-        self.process.join(timeout=10)
+        deadline = time.monotonic() + timeout
+        while self.process.is_alive() and time.monotonic() < deadline:
+            # Throw away what it still sends, or a worker blocked on a full pipe would never
+            # read the "close". Raw bytes, not messages: a Ctrl-C may have stopped our last
+            # recv halfway through one, and a recv would then wait for bytes that never come.
+            with contextlib.suppress(OSError):
+                if self.conn.poll(0.1) and not os.read(self.conn.fileno(), 1 << 16):
+                    self.process.join(timeout=0.1)  # its end is closed: it is exiting
+        if self.process.is_alive():
+            self.process.terminate()  # SIGTERM: it still closes its games
+            self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
+        self.process.join()

@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from agents.doom_env import make_env
 from agents.policies import AgentPolicy, Policy
 from agents.scenarios import get_scenario
+from worldmodel.progress import LineProgress, to_terminal
 
 AGENT_FORMAT_VERSION = 1
 DEFAULT_AGENTS_DIR = Path("runs/agents")
@@ -100,7 +101,15 @@ def load_agent(
         blob = torch.load(path, map_location="cpu", weights_only=True)
         version, trained_on = blob["format_version"], blob["env"]
     except Exception as e:  # torch raises many types for a damaged file
-        raise AgentError(f"{path} is not a readable agent file ({type(e).__name__}: {e})") from None
+        # one line, without torch's advice to load with weights_only=False (it runs code)
+        raise AgentError(f"{path} is not a readable agent file ({type(e).__name__})") from None
+    if "kind" in blob:  # world-model checkpoints carry the same version and env keys
+        raise AgentError(
+            f"{path} is a {blob['kind']} checkpoint, not a PPO agent; agents are made by "
+            f"python collect.py --env {env_name} --policy ppo (in {DEFAULT_AGENTS_DIR}/ENV/ppo.pt)"
+        )
+    if not isinstance(blob.get("state_dict"), dict):
+        raise AgentError(f"{path} is damaged: it holds no policy weights ('state_dict')")
     if version != AGENT_FORMAT_VERSION:
         raise AgentError(f"{path} has agent format {version}, expected {AGENT_FORMAT_VERSION}")
     if trained_on != env_name:
@@ -150,6 +159,24 @@ def evaluate_returns(
     return np.array(returns)
 
 
+class _ProgressLines(BaseCallback):
+    """SB3's progress bar (rich) shows nothing in a log file: plain lines there instead."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+
+    def _on_training_start(self) -> None:
+        self.lines = LineProgress(self.total, "train PPO", "env steps")
+
+    def _on_step(self) -> bool:
+        self.lines.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.lines.close()
+
+
 def train_ppo(
     env_name: str,
     out: Path,
@@ -192,14 +219,20 @@ def train_ppo(
         device="auto",
         verbose=0,
     )
-    callback = _Snapshots(env_name, out, sorted(snapshots), config) if snapshots else None
-    model.learn(
-        total_timesteps=config.steps,
-        progress_bar=progress_bar,
-        tb_log_name="ppo",
-        callback=callback,
-    )
-    venv.close()
+    callbacks: list[BaseCallback] = []
+    if snapshots:
+        callbacks.append(_Snapshots(env_name, out, sorted(snapshots), config))
+    if progress_bar and not to_terminal():
+        callbacks.append(_ProgressLines(config.steps))
+    try:
+        model.learn(
+            total_timesteps=config.steps,
+            progress_bar=progress_bar and to_terminal(),
+            callback=callbacks or None,
+            tb_log_name="ppo",
+        )
+    finally:  # also on Ctrl-C: the games are processes of their own, never left behind
+        venv.close()
     save_agent(out, env_name, model.policy, {"train_steps": config.steps, **vars(config)})
     return model
 

@@ -88,8 +88,8 @@ def test_killed_collection_resumes_without_corrupt_files(tmp_path: Path) -> None
     ("args", "message"),
     [
         (["--env", "battle"], "unknown env 'battle'; choose one of: health_gathering"),
-        (["--episodes", "0"], "must be positive"),
-        (["--episodes", "-3"], "must be positive"),
+        (["--episodes", "0"], "--episodes must be at least 1"),
+        (["--episodes", "-3"], "--episodes must be at least 1"),
         (["--epsilon", "1.5"], "epsilon"),
         (["--env", "take_cover"], "holds 'health_gathering' data"),
         (["--epsilon", "0.1"], "was collected with"),

@@ -10,11 +10,13 @@ import pytest
 
 from worldmodel.data import (
     DatasetError,
+    Episode,
     EpisodeStore,
     WindowDataset,
     load_manifest,
     read_episode,
     split_of,
+    write_episode,
 )
 
 
@@ -111,3 +113,23 @@ def test_corrupt_frames_inside_a_valid_file_do_not_stop_reading(
 def test_missing_dataset_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"collect\.py"):
         EpisodeStore(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("steps", [1, 14, 15, 16, 40])
+def test_episodes_shorter_than_a_chunk_are_written_and_read_back(
+    tmp_path: Path, steps: int
+) -> None:
+    frames = np.random.default_rng(steps).integers(0, 256, (steps + 1, 64, 64, 3), dtype=np.uint8)
+    episode = Episode(
+        frames=frames,
+        actions=np.zeros(steps, dtype=np.int64),
+        rewards=np.ones(steps, dtype=np.float32),
+        terminated=np.arange(steps) == steps - 1,
+        truncated=np.zeros(steps, dtype=bool),
+        attrs={"seed": 0},
+        variables=np.full((steps + 1, 1), 100.0, np.float32),
+    )
+    write_episode(tmp_path / "ep.h5", episode)  # basic's agent can win in a few steps
+    back = read_episode(tmp_path / "ep.h5")
+    np.testing.assert_array_equal(back.frames, frames)
+    assert back.length == steps

@@ -13,6 +13,7 @@ import torch
 from tests.conftest import (
     I3D_WEIGHTS,
     ROOT,
+    needs_i3d,
     save_frame_world_model,
     tiny_frame_world_model,
     tiny_world_model,
@@ -126,7 +127,7 @@ def _small(split: str = "test") -> EvalConfig:
     )
 
 
-@pytest.mark.skipif(not I3D_WEIGHTS.exists(), reason="needs ../shared/data/i3d weights")
+@needs_i3d
 def test_quick_evaluation_writes_the_report(hg_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     metrics = evaluate(tiny_world_model(), hg_dataset, out, I3D_WEIGHTS, _small(), progress=False)
@@ -197,7 +198,7 @@ def test_evaluate_cli_prints_a_summary(hg_dataset: Path, tmp_path: Path, capsys)
         (["--i3d", "nowhere.pt"], "i3d_kinetics400_tfhub_rgb.pt"),
         (["--env", "take_cover"], "not 'take_cover'"),
         (["--data", "nowhere"], "collect.py"),
-        (["--split", "nope"], "or all"),
+        (["--split", "nope"], "test, all"),
     ],
 )
 def test_evaluate_cli_bad_input(

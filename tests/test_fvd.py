@@ -10,7 +10,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import I3D_WEIGHTS
+from tests.conftest import I3D_WEIGHTS, needs_i3d
 from worldmodel.fvd import (
     I3DFeatures,
     feature_stats,
@@ -19,8 +19,6 @@ from worldmodel.fvd import (
     preprocess,
     tf1_resize_bilinear,
 )
-
-needs_weights = pytest.mark.skipif(not I3D_WEIGHTS.is_file(), reason=f"no {I3D_WEIGHTS}")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +58,7 @@ def features(extractor: I3DFeatures) -> dict[float, np.ndarray]:
     return {std: extractor(add_noise(clean, std, seed=1), batch_size=3) for std in (0, 5, 20)}
 
 
-@needs_weights
+@needs_i3d
 def test_i3d_matches_tf_hub_reference_output(extractor: I3DFeatures) -> None:
     n, t, h, w, c = np.ogrid[:2, :16, :224, :224, :3]
     x = (0.9 * np.sin(0.05 * h + 0.07 * w + 0.3 * t + 1.3 * c + 2.1 * n)).astype(np.float32)
@@ -161,7 +159,7 @@ def test_frechet_distance_of_diagonal_gaussians() -> None:
     assert distance == pytest.approx(14.0)
 
 
-@needs_weights
+@needs_i3d
 def test_fvd_grows_with_noise(features: dict[float, np.ndarray]) -> None:
     assert features[0].shape == (6, 400) and features[0].dtype == np.float64
     clean = feature_stats(features[0])
@@ -170,7 +168,7 @@ def test_fvd_grows_with_noise(features: dict[float, np.ndarray]) -> None:
     assert 1.0 < slight < heavy
 
 
-@needs_weights
+@needs_i3d
 def test_fvd_end_to_end_on_identical_sets(extractor: I3DFeatures) -> None:
     videos = synthetic_videos(2, seed=3, frames=9)
     assert fvd(videos, videos, extractor, batch_size=2) == pytest.approx(0.0, abs=1e-2)

@@ -16,6 +16,13 @@ import torch
 
 CHECKPOINT_VERSION = 1
 KINDS = ("vqvae", "prior", "worldmodel")
+# What each kind must hold, and of which type, for the code that reads it not to fail later.
+REQUIRED: dict[str, dict[str, type]] = {
+    "vqvae": {"config": dict, "model": dict, "step": int, "action_names": list},
+    "prior": {"config": dict, "model": dict, "step": int, "action_names": list, "tokenizer": dict},
+    "worldmodel": {"config": dict, "prior": dict, "tokenizer": dict, "action_names": list},
+}
+TOKENIZER_KEYS = {"config": dict, "model": dict, "step": int}
 
 
 class CheckpointError(ValueError):
@@ -51,6 +58,8 @@ def load_checkpoint(
             f"{path} is damaged or not a checkpoint of this project ({reason}); "
             "retrain it or copy it again"
         ) from None
+    if isinstance(blob, dict) and "state_dict" in blob and "kind" not in blob:
+        raise CheckpointError(f"{path} is a PPO agent, not a {' or '.join(kinds)} checkpoint")
     if not isinstance(blob, dict) or "format_version" not in blob:
         raise CheckpointError(f"{path} is not a checkpoint of this project")
     if blob["format_version"] != CHECKPOINT_VERSION:
@@ -67,4 +76,17 @@ def load_checkpoint(
             f"{path} was trained on {blob.get('env')!r}, not {env!r}; "
             f"pass --env {blob.get('env')} or a checkpoint for {env!r}"
         )
+    _check_fields(blob, REQUIRED[blob["kind"]], path, "")
+    if "tokenizer" in REQUIRED[blob["kind"]]:
+        _check_fields(blob["tokenizer"], TOKENIZER_KEYS, path, "tokenizer.")
     return blob
+
+
+def _check_fields(blob: dict[str, Any], fields: dict[str, type], path: Path, prefix: str) -> None:
+    for key, tp in fields.items():
+        if not isinstance(blob.get(key), tp):
+            found = "nothing" if key not in blob else type(blob[key]).__name__
+            raise CheckpointError(
+                f"{path} is damaged: {prefix}{key} should be a {tp.__name__}, found {found}; "
+                "retrain it or copy it again"
+            )

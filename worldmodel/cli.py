@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import signal
 import sys
 import types
 import typing
+from collections.abc import Iterator
 from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
@@ -20,6 +23,30 @@ def fail(message: str) -> NoReturn:
     """Print ``error: message`` on stderr and exit with code 2 (no traceback)."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def interrupted(message: str) -> NoReturn:
+    """After Ctrl-C: print ``interrupted; message`` (what was kept, how to resume), exit 130."""
+    start = "\n" if sys.stderr.isatty() else ""  # off the line a progress bar was drawing
+    print(f"{start}interrupted; {message}", file=sys.stderr)
+    raise SystemExit(130)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second kill must not cut the cleanup short
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block a plain ``kill`` (SIGTERM, as job schedulers send) stops the program
+    the way Ctrl-C does, so the same cleanup runs: ViZDoom games, which ignore SIGTERM, are
+    closed instead of orphaned, and checkpoints and episodes in flight are saved or dropped."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _base_type(tp: Any) -> Any:

@@ -55,18 +55,26 @@ class Summary:
         )
 
 
-def load_script(path: Path, action_names: list[str]) -> tuple[list[int], bool]:
-    """Actions from a recorded ``.actions.json`` (replayed once) or a text file with one
-    action name or index per line (repeated)."""
+def load_script(path: Path, action_names: list[str]) -> tuple[list[int], bool, list[float]]:
+    """Actions from a recorded ``.actions.json`` (replayed once, with the temperature of each
+    step) or a text file with one action name or index per line (repeated, no temperatures)."""
     text = path.read_text()
     if path.suffix == ".json":
-        return [int(s["action"]) for s in json.loads(text)["steps"]], False
+        try:
+            steps = json.loads(text)["steps"]
+            actions = [int(s["action"]) for s in steps]
+            temperatures = [float(s["temperature"]) for s in steps if "temperature" in s]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a recorded action log ({type(e).__name__})") from None
+        return actions, False, temperatures if len(temperatures) == len(actions) else []
     actions = []
     for line in text.split():
+        if not line.isdigit() and line not in action_names:
+            raise ValueError(f"{path}: unknown action {line!r} (names: {', '.join(action_names)})")
         actions.append(int(line) if line.isdigit() else action_names.index(line))
     if not actions or max(actions) >= len(action_names):
         raise ValueError(f"{path}: no valid actions (names: {', '.join(action_names)})")
-    return actions, True
+    return actions, True, []
 
 
 class Controller:
@@ -79,11 +87,15 @@ class Controller:
         self.agent = agent
         self.random = np.random.default_rng(seed)
         self.script: list[int] | None = None
+        self.temperatures: list[float] = []  # a recording's, one per scripted step
+        self.temperature: float | None = None  # to set before the step just chosen
         self.loop_script = True
         self.source = policy
         self.n_actions = n_actions
         if policy.startswith("script:"):
-            self.script, self.loop_script = load_script(Path(policy[7:]), action_names)
+            self.script, self.loop_script, self.temperatures = load_script(
+                Path(policy[7:]), action_names
+            )
             self.source = "script"
         elif policy == "agent" and agent is None:
             raise ValueError("--policy agent needs a trained agent (see --agent)")
@@ -108,6 +120,8 @@ class Controller:
                 self.finished = True
                 return 0
             action = self.script[self.position % len(self.script)]
+            if self.temperatures:
+                self.temperature = self.temperatures[self.position]
             self.position += 1
             return action
         return action_for_keys(self.keys.held, scenario)
@@ -188,6 +202,8 @@ def run(
                 if controller.finished:
                     break
                 was_over = (session.dream_over, session.real_over)
+                if controller.temperature is not None:  # replaying a recording
+                    session.set_temperature(controller.temperature)
                 last_view = session.step(action)
                 for line in ended_lines(session, was_over):
                     print(line, flush=True)

@@ -1,7 +1,8 @@
 """Recording a session: a video of what was shown (MP4 or GIF) plus a JSON action log.
 
-The log (``FILE.actions.json`` next to the video) holds the env, mode, seed and temperature and
-every step's action, so ``play.py --policy script:FILE.actions.json`` replays the session.
+The log (``FILE.actions.json`` next to the video) holds the env, mode, seed and starting
+temperature and every step's action and temperature, so ``play.py --policy
+script:FILE.actions.json`` replays the session, temperature changes included.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ class Recorder:
         self.steps.append(entry)
 
     def close(self) -> None:
+        # The small action log first: it replays the whole session even if the video fails.
+        log = action_log_path(self.path)
+        tmp = log.with_name(log.name + ".tmp")
+        tmp.write_text(
+            json.dumps({**self.header, "frames": self.frames, "steps": self.steps}, indent=1)
+        )
+        os.replace(tmp, log)
         if self._writer is not None:
             self._writer.close()
         elif self._gif:
@@ -60,9 +68,3 @@ class Recorder:
             iio.imwrite(
                 self.path, np.stack(self._gif), extension=".gif", duration=1000 / self.fps, loop=0
             )
-        log = action_log_path(self.path)
-        tmp = log.with_name(log.name + ".tmp")
-        tmp.write_text(
-            json.dumps({**self.header, "frames": self.frames, "steps": self.steps}, indent=1)
-        )
-        os.replace(tmp, log)

@@ -51,7 +51,13 @@ class EpisodeStore:
                 continue
             self.entries.append(entry)
         if not self.entries:
-            raise DatasetError(f"{self.root} has no readable {split!r} episodes")
+            m = self.manifest
+            why = f"all {len(self.skipped)} unreadable" if self.skipped else "none listed"
+            raise DatasetError(
+                f"{self.root} has no readable {split!r} episodes ({why}); collect more: python "
+                f"collect.py --env {m.env} --policy {m.policy} --out {self.root} --episodes "
+                f"{len(m.episodes) + 10}"
+            )
 
     def _report(self, message: str) -> None:
         if self.on_corrupt == "raise":

@@ -63,7 +63,7 @@ def write_episode(path: Path, episode: Episode) -> None:
     if episode.variables is None or episode.variables.shape[0] != t + 1:
         raise ValueError(f"need game variables for each of the {t + 1} frames")
     tmp = path.with_name(path.name + ".tmp")
-    chunk = min(FRAME_CHUNK, len(episode.frames))  # HDF5 chunks may not exceed the data
+    chunk = min(FRAME_CHUNK, t + 1)  # HDF5 refuses a chunk longer than a short episode
     chunks = _deflate_chunks(episode.frames, chunk)
     with h5py.File(tmp, "w") as f:
         frames = f.create_dataset(

@@ -9,10 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from worldmodel.data.episode import FORMAT_VERSION, READABLE_VERSIONS
+from worldmodel.data.splits import fallback_note, split_entries
+from worldmodel.schema import check_fields
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")
-SPLIT_RULE = "episode index mod 10: 0-7 train, 8 val, 9 test (8:1:1, as in the paper)"
+SPLIT_RULE = (
+    "episode index mod 10: 0-7 train, 8 val, 9 test (8:1:1, as in the paper); with fewer than "
+    "10 episodes the last one is val and test, the others train"
+)
 
 
 class DatasetError(ValueError):
@@ -71,7 +76,11 @@ class Manifest:
             return list(self.episodes)
         if name not in SPLITS:
             raise DatasetError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)} or all")
-        return [e for e in self.episodes if split_of(e.index) == name]
+        return split_entries(self.episodes, name, split_of)
+
+    def split_note(self, root: Path) -> str:
+        """One line on how a dataset too small for the index rule is split, else ""."""
+        return fallback_note(self.episodes, split_of, root)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -112,9 +121,11 @@ def load_manifest(root: Path | str, env: str | None = None) -> Manifest:
             f"{root} has no {MANIFEST}; collect data first: python collect.py --out {root}"
         )
     try:
-        manifest = Manifest.from_json(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, KeyError) as e:
-        raise DatasetError(f"{path} is not a valid manifest ({e})") from None
+        data = json.loads(path.read_text())
+        check_fields(Manifest, data, "")
+        manifest = Manifest.from_json(data)
+    except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError is a ValueError
+        raise DatasetError(f"{path} is not a valid manifest: {e}") from None
     if manifest.format_version not in READABLE_VERSIONS:
         raise DatasetError(
             f"{path} has data format version {manifest.format_version}; this code reads "

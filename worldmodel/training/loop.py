@@ -21,10 +21,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodel.cli import UserError
+from worldmodel.progress import progress_bar
 
 
 def _help(text: str) -> dict[str, str]:
@@ -205,13 +205,8 @@ def train(
 
     t0 = time.perf_counter()
     deadline = t0 + config.minutes * 60 if config.minutes else None
-    bar = tqdm(
-        total=config.steps,
-        initial=start,
-        desc=f"train {stage.name}",
-        unit="step",
-        disable=not (progress and runtime.main),
-        dynamic_ncols=True,
+    bar = progress_bar(
+        config.steps, f"train {stage.name}", "step", progress and runtime.main, start
     )
     step = start
     batches = stage.batches(start, config.batch_size, config.seed, runtime.rank, runtime.world)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,8 @@ def train_prior(
         )
     blob = load_checkpoint(tokenizer, "vqvae", env)
     vq, n_actions = from_dict(VQVAEConfig, blob["config"]), len(blob["action_names"])
+    if resume and _stale(out / "prior.pt", int(blob["step"])):
+        resume = False
     torch.manual_seed(config.seed)
     stage: Any
     if arch == "frame":
@@ -122,3 +125,21 @@ def train_prior(
             bank = bank_from_codes(val, starts, steps, vq.time_down, seed=config.seed)
         export_world_model(out / "prior.pt", out / "worldmodel.pt", starts=bank)
     return metrics
+
+
+def _stale(prior: Path, tokenizer_step: int) -> bool:
+    """Whether ``prior`` was trained over an earlier state of the tokenizer (trained further
+    since, as ``--stage all --resume`` with more ``--steps`` does). Its codes mean nothing to
+    the new tokenizer, so it is moved aside to start over, rather than refused on every try."""
+    if not prior.exists():
+        return False
+    began = int(load_checkpoint(prior, "prior")["tokenizer"]["step"])
+    if began == tokenizer_step:
+        return False
+    aside = prior.with_name(f"prior.tokenizer-step-{began}.pt")
+    os.replace(prior, aside)
+    print(
+        f"note: the tokenizer was trained on (step {began} -> {tokenizer_step}) since the prior "
+        f"began, so the prior starts over; the old one is kept as {aside}"
+    )
+    return True
