@@ -67,6 +67,9 @@ class VQVAEConfig:
         return s * s
 
 
+# Fields that change only the decoder: the decoder stage may set them on a trained tokenizer.
+DECODER_FIELDS: tuple[str, ...] = ()
+
 VQVAE_PRESETS: dict[str, VQVAEConfig] = {
     "tiny": VQVAEConfig(
         clip_len=4,
