@@ -18,11 +18,88 @@ Inside, features are channel-last (B, H', W', C), the layout LayerNorm and Linea
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from worldmodel.attention import AxialAttention
 from worldmodel.vqvae import VQVAE, AttentionResidualBlock
+
+
+@dataclass
+class _Norm:
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None
+    eps: float
+
+    @classmethod
+    def of(cls, norm: nn.LayerNorm) -> _Norm:
+        return cls(norm.weight, norm.bias, norm.eps)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+
+
+@dataclass
+class _Attention:
+    """One axial attention with its LayerNorm's gain, bias, the position embedding and the
+    1/sqrt(head size) scale folded into the qkv projection (one matmul + one add per call)."""
+
+    axis: int
+    heads: int
+    eps: float
+    qkv_weight: torch.Tensor  # (3C, C)
+    qkv_bias: torch.Tensor  # (H'W', 3C): differs by position through the embedding
+    proj_weight: torch.Tensor  # (C, C)
+    proj_bias: torch.Tensor  # (C,)
+
+
+def _prepare_attention(norm: nn.LayerNorm, attn: nn.Module, pos: torch.Tensor | None) -> _Attention:
+    c = norm.normalized_shape[0]
+    shift = norm.bias if pos is None else norm.bias + pos.reshape(-1, c)  # (H'W' or 1, C)
+    scale = torch.ones(3 * c, dtype=shift.dtype, device=shift.device)
+    scale[:c] = (c // attn.n_heads) ** -0.5  # queries: the attention's scale, applied once
+    weight = attn.qkv.weight * norm.weight[None, :] * scale[:, None]
+    bias = (F.linear(shift, attn.qkv.weight) + attn.qkv.bias) * scale
+    return _Attention(
+        attn.axis, attn.n_heads, norm.eps, weight, bias, attn.proj.weight, attn.proj.bias
+    )
+
+
+@dataclass
+class _Block:
+    """An attention residual block's weights in the shapes the single-step path uses."""
+
+    norm0: _Norm
+    conv0_weight: torch.Tensor  # (C/2, C, kt, kh, kw)
+    conv0_bias: torch.Tensor
+    padding: tuple[int, int]
+    norm1: _Norm
+    conv1_weight: torch.Tensor  # (C, C/2): the 1x1x1 convolution as a matrix
+    conv1_bias: torch.Tensor
+    attentions: list[_Attention]
+
+
+def _prepare_block(block: AttentionResidualBlock, pos: torch.Tensor | None) -> _Block:
+    norm0, _, conv0, norm1, _, conv1 = block.conv
+    kh, kw = conv0.conv.kernel_size[1:]
+    assert kh % 2 and kw % 2, "odd spatial kernels pad the same on both sides"
+    attentions = []
+    if block.attention:
+        attentions = [
+            _prepare_attention(n, a, pos) for n, a in zip(block.norms, block.attns, strict=True)
+        ]
+    return _Block(
+        _Norm.of(norm0),
+        conv0.conv.weight,
+        conv0.conv.bias,
+        (kh // 2, kw // 2),
+        _Norm.of(norm1),
+        conv1.conv.weight[:, :, 0, 0, 0],
+        conv1.conv.bias,
+        attentions,
+    )
 
 
 class _BlockState:
@@ -35,19 +112,14 @@ class _BlockState:
         conv = block.conv[2].conv
         self.conv_inputs = conv.weight.new_zeros(batch, c, conv.kernel_size[0] - 1, h, w)
         if block.attention:
-            attn = block.attns[0]
-            hs = c // attn.n_heads
-            self.keys = conv.weight.new_zeros(batch, h * w, attn.n_heads, past, hs)
+            heads = block.attns[0].n_heads
+            self.keys = conv.weight.new_zeros(batch, h * w, heads, past, c // heads)
             self.values = torch.zeros_like(self.keys)
             self.valid = torch.zeros(batch, past, dtype=torch.bool, device=conv.weight.device)
 
     def assign(self, rows: torch.Tensor, other: _BlockState) -> None:
         for name, value in vars(other).items():
             getattr(self, name)[rows] = value
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None):
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 class DecodeStream:
@@ -67,10 +139,23 @@ class DecodeStream:
         _, h, w = c.latent_shape
         self.shape = (h, w, c.hidden)
         self.upsample_steps = model.upsample_steps
-        self.pos: torch.Tensor | None = None
-        if model.positions is not None:
-            rows, cols = model.positions.rows, model.positions.cols
-            self.pos = (rows[:, None, :] + cols[None, :, :]).detach()  # (H', W', C)
+        with torch.no_grad():
+            pos = None
+            if model.positions is not None:
+                rows, cols = model.positions.rows, model.positions.cols
+                pos = rows[:, None, :] + cols[None, :, :]  # (H', W', C)
+            self.weights = [_prepare_block(b, pos) for b in self.decoder.blocks]
+            # Code -> post_quant vector in one lookup.
+            self.embedding = F.linear(
+                model.quantizer.codebook,
+                model.post_quant.weight[:, :, 0, 0, 0],
+                model.post_quant.bias,
+            )  # (K, C)
+            self.mid = _Norm.of(self.decoder.mid[0])
+            self.time_bias = None
+            if model.time_bias is not None:
+                # Key i of the window is window - 1 - i steps back: the bias table reversed.
+                self.time_bias = model.time_bias.bias.flip(-1)  # (heads, window)
         past = model.time_bias.window - 1 if model.time_bias is not None else 0
         self.blocks = [_BlockState(batch, b, self.shape, past) for b in self.decoder.blocks]
         # (B, C, steps, H', W') latent features of earlier steps for the upsampling, and how
@@ -116,14 +201,13 @@ class DecodeStream:
         return self._advance(codes, upsample=True)
 
     def _advance(self, codes: torch.Tensor, upsample: bool) -> torch.Tensor | None:
-        model = self.model
-        z = model.quantizer.lookup(codes)  # (B, H', W', D)
-        x = F.linear(z, model.post_quant.weight[:, :, 0, 0, 0], model.post_quant.bias)
-        for block, state in zip(self.decoder.blocks, self.blocks, strict=True):
-            x = self._block(block, state, x)
-        mid = self.decoder.mid[0]
-        x = F.relu(F.layer_norm(x, mid.normalized_shape, mid.weight, mid.bias, mid.eps))
-        latent = x.permute(0, 3, 1, 2)  # (B, C, H', W'), a channels-last view
+        b = codes.shape[0]
+        h, w, c = self.shape
+        x = F.embedding(codes.reshape(b, h * w), self.embedding)  # (B, H'W', C)
+        for weights, state in zip(self.weights, self.blocks, strict=True):
+            x = self._block(weights, state, x)
+        x = F.relu(self.mid(x))
+        latent = x.view(b, h, w, c).permute(0, 3, 1, 2)  # (B, C, H', W'), channels-last
         if self.upsample_steps > 1:
             frames = self._upsample_window(latent) if upsample else None
             self.latents = torch.cat([self.latents[:, :, 1:], latent[:, :, None]], 2)
@@ -149,61 +233,61 @@ class DecodeStream:
             out[rows] = self.decoder.up(window[rows, :, n - have :])[:, :, -td:]
         return out
 
-    def _block(
-        self, block: AttentionResidualBlock, state: _BlockState, x: torch.Tensor
-    ) -> torch.Tensor:
-        """One latent step (B, H', W', C) through one block, updating its state."""
-        norm0, _, conv0, norm1, _, conv1 = block.conv
-        a = F.relu(F.layer_norm(x, norm0.normalized_shape, norm0.weight, norm0.bias, norm0.eps))
-        a = a.permute(0, 3, 1, 2)  # (B, C, H', W'), channels-last
-        w, pad = conv0.conv.weight, conv0.pad[:4]
-        if w.shape[2] > 1:  # a time kernel: convolve over the kept inputs and this one
+    def _block(self, weights: _Block, state: _BlockState, x: torch.Tensor) -> torch.Tensor:
+        """One latent step (B, H'W', C) through one block, updating its state."""
+        b, (h, w, c) = x.shape[0], self.shape
+        a = F.relu(weights.norm0(x)).view(b, h, w, c).permute(0, 3, 1, 2)  # channels-last
+        kernel = weights.conv0_weight
+        if kernel.shape[2] > 1:  # a time kernel: convolve over the kept inputs and this one
             stack = torch.cat([state.conv_inputs, a[:, :, None]], 2)  # (B, C, kt, H', W')
             state.conv_inputs = stack[:, :, 1:]
-            a = F.conv3d(F.pad(stack, (*pad, 0, 0)), w, conv0.conv.bias)[:, :, 0]
+            a = F.conv3d(stack, kernel, weights.conv0_bias, padding=(0, *weights.padding))
+            a = a[:, :, 0]
         else:
-            a = F.conv2d(F.pad(a, pad), w[:, :, 0], conv0.conv.bias)
-        a = a.permute(0, 2, 3, 1)  # (B, H', W', C / 2)
-        a = F.relu(F.layer_norm(a, norm1.normalized_shape, norm1.weight, norm1.bias, norm1.eps))
-        x = x + F.linear(a, conv1.conv.weight[:, :, 0, 0, 0], conv1.conv.bias)
-        if not block.attention:
-            return x
-        for norm, attn in zip(block.norms, block.attns, strict=True):
-            y = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps) + self.pos
+            a = F.conv2d(a, kernel[:, :, 0], weights.conv0_bias, padding=weights.padding)
+        a = a.permute(0, 2, 3, 1).reshape(b, h * w, -1)  # (B, H'W', C/2)
+        a = F.relu(weights.norm1(a))
+        x = F.linear(a, weights.conv1_weight, weights.conv1_bias).add_(x)
+        for attn in weights.attentions:
+            y = F.layer_norm(x, (c,), eps=attn.eps)
+            qkv = F.linear(y, attn.qkv_weight).add_(attn.qkv_bias)  # (B, H'W', 3C)
             if attn.axis == 2:
-                x = x + self._time_attention(attn, state, y)
+                out = self._time_attention(attn, state, qkv)
             else:
-                x = x + self._space_attention(attn, y)
+                out = self._space_attention(attn, qkv)
+            x = F.linear(out, attn.proj_weight, attn.proj_bias).add_(x)
         return x
 
     def _time_attention(
-        self, attn: AxialAttention, state: _BlockState, y: torch.Tensor
+        self, attn: _Attention, state: _BlockState, qkv: torch.Tensor
     ) -> torch.Tensor:
-        b, h, w, c = y.shape
-        heads = attn.n_heads
-        qkv = F.linear(y, attn.qkv.weight, attn.qkv.bias).view(b, h * w, 3, heads, c // heads)
-        q, k, v = qkv.unbind(2)  # (B, H'W', heads, hs)
+        """The new step's queries against the kept keys and its own: (B, H'W', C)."""
+        b, p, c3 = qkv.shape
+        q, k, v = qkv.view(b, p, 3, attn.heads, c3 // (3 * attn.heads)).unbind(2)
         keys = torch.cat([state.keys, k[:, :, :, None]], 3)  # (B, H'W', heads, n, hs)
         values = torch.cat([state.values, v[:, :, :, None]], 3)
         valid = torch.cat([state.valid, state.valid.new_ones(b, 1)], 1)  # (B, n)
         state.keys, state.values, state.valid = keys[:, :, :, 1:], values[:, :, :, 1:], valid[:, 1:]
-        # Key i of n is n - 1 - i steps in the past: the bias table read backwards.
         n = keys.shape[3]
-        bias = self.model.time_bias.bias[:, :n].flip(-1)  # (heads, n)
-        mask = bias[None].masked_fill(~valid[:, None, :], float("-inf"))  # (B, heads, n)
-        out = _attend(q[:, :, :, None], keys, values, mask[:, None, :, None, :])
-        out = out.reshape(b, h, w, c)  # (B, H', W', C)
-        return F.linear(out, attn.proj.weight, attn.proj.bias)
+        # Elementwise products, not matmuls: B*H'W'*heads products of 1 x n are too small.
+        scores = (q[:, :, :, None] * keys).sum(-1)  # (B, H'W', heads, n)
+        bias = self.time_bias[:, -n:]  # (heads, n)
+        if not bool(valid.all()):
+            bias = bias.masked_fill(~valid[:, None, None, :], float("-inf"))  # (B, 1, heads, n)
+        weights = torch.softmax(scores + bias, -1)
+        return (weights[..., None] * values).sum(3).view(b, p, -1)
 
-    @staticmethod
-    def _space_attention(attn: AxialAttention, y: torch.Tensor) -> torch.Tensor:
-        b, h, w, c = y.shape
-        heads = attn.n_heads
-        qkv = F.linear(y, attn.qkv.weight, attn.qkv.bias).view(b, h, w, 3, heads, c // heads)
+    def _space_attention(self, attn: _Attention, qkv: torch.Tensor) -> torch.Tensor:
+        """Attention along H' (axis 3) or W' (axis 4) within the step: (B, H'W', C)."""
+        b, (h, w, c) = qkv.shape[0], self.shape
+        heads = attn.heads
+        qkv = qkv.view(b, h, w, 3, heads, c // heads)
         if attn.axis == 3:  # along H': sequences are columns
-            qkv = qkv.permute(3, 0, 2, 4, 1, 5)  # (3, B, W', heads, H', hs)
-            out = _attend(*qkv.unbind(0), None).permute(0, 3, 1, 2, 4)  # (B, H', W', heads, hs)
+            seq = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, b * w, heads, h, c // heads)
+            out = F.scaled_dot_product_attention(*seq.unbind(0), scale=1.0)
+            out = out.view(b, w, heads, h, -1).permute(0, 3, 1, 2, 4)  # (B, H', W', heads, hs)
         else:  # along W': sequences are rows
-            qkv = qkv.permute(3, 0, 1, 4, 2, 5)  # (3, B, H', heads, W', hs)
-            out = _attend(*qkv.unbind(0), None).transpose(2, 3)  # (B, H', W', heads, hs)
-        return F.linear(out.reshape(b, h, w, c), attn.proj.weight, attn.proj.bias)
+            seq = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, b * h, heads, w, c // heads)
+            out = F.scaled_dot_product_attention(*seq.unbind(0), scale=1.0)
+            out = out.view(b, h, heads, w, -1).transpose(2, 3)  # (B, H', W', heads, hs)
+        return out.reshape(b, h * w, c)
