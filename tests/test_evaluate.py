@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import I3D_WEIGHTS, ROOT, tiny_world_model
 from worldmodel.data import EpisodeStore
+from worldmodel.evaluation.decoders import redecode
 from worldmodel.evaluation.idm import dream_transitions
 from worldmodel.evaluation.openloop import open_loop
 from worldmodel.evaluation.pipeline import EvalConfig, evaluate
@@ -27,6 +28,9 @@ def test_open_loop_dreams_the_requested_horizon(hg_dataset: Path) -> None:
     np.testing.assert_array_equal(pairs[0, 0], ol.context[0, -1])
     np.testing.assert_array_equal(pairs[0, 1], ol.dream[0, 0])
     assert (actions >= 0).all()
+    # The dream's codes decode again to the dream: other decoders can be scored on them.
+    again = redecode({"same": model.tokenizer}, ol.codes, 5)["same"]
+    assert np.abs(again.astype(int) - ol.dream).max() <= 1  # uint8 rounding of float noise
 
 
 @pytest.mark.skipif(not I3D_WEIGHTS.exists(), reason="needs ../shared/data/i3d weights")

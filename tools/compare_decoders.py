@@ -1,14 +1,18 @@
-"""Score decoders of the same codes on the same held-out clips: PSNR, SSIM, reconstruction FVD.
+"""Score decoders of the same codes on the same held-out clips: PSNR, SSIM, reconstruction
+FVD, and (with --world-model) the FVD of one set of dreams decoded by each.
 
     python tools/compare_decoders.py --data data/health_gathering --clips 256 \
         --i3d ../shared/data/i3d/i3d_kinetics400_tfhub_rgb.pt \
+        --world-model worldmodel/assets/health_gathering.pt \
         --decoder shipped=worldmodel/assets/health_gathering.pt \
         --decoder gan=runs/decoder/decoder.pt --stills docs/media/decoder_stills.png
 
 Each --decoder is NAME=CHECKPOINT (worldmodel, prior, vqvae or decoder); all must share one
 encoder and codebook (refused otherwise). Clips are drawn as evaluate.py draws them (same
-seed, same clips); a second draw (seed + 1) gives the real-vs-real FVD floor. Prints a
-Markdown table and writes OUT/decoders.json.
+seed, same clips); a second draw (seed + 1) gives the real-vs-real FVD floor. The dreams are
+evaluate.py's open-loop dreams (same clips, context, seeds and temperature), sampled once by
+the world model's prior; every decoder then decodes the same dreamed codes. Prints Markdown
+tables and writes OUT/decoders.json.
 """
 
 from __future__ import annotations
@@ -29,9 +33,18 @@ from worldmodel.checkpoint import CheckpointError, load_checkpoint
 from worldmodel.cli import fail
 from worldmodel.config import VQVAEConfig, from_dict
 from worldmodel.data import DatasetError, EpisodeStore
-from worldmodel.evaluation.decoders import real_clips, reconstructions, score_decoders, stills
+from worldmodel.evaluation.decoders import (
+    DecoderScores,
+    real_clips,
+    reconstructions,
+    redecode,
+    score_decoders,
+    stills,
+)
+from worldmodel.evaluation.openloop import open_loop
 from worldmodel.tokenizer_swap import TOKENIZER_KINDS, frozen_fingerprint, read_tokenizer
 from worldmodel.vqvae import VQVAE
+from worldmodel.world_model import WorldModel
 
 
 def load_tokenizer(path: Path) -> tuple[VQVAE, str]:
@@ -39,6 +52,14 @@ def load_tokenizer(path: Path) -> tuple[VQVAE, str]:
     model = VQVAE(from_dict(VQVAEConfig, config))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval(), frozen_fingerprint(state)
+
+
+def print_table(what: str, scores: dict[str, DecoderScores]) -> None:
+    print(f"| decoder | {what} PSNR (dB) | {what} SSIM | FVD {what} vs real |")
+    print("|---|---|---|---|")
+    for name, s in scores.items():
+        fvd = f"{s.fvd:.1f}" if s.fvd is not None else "-"
+        print(f"| {name} | {s.psnr:.2f} | {s.ssim:.3f} | {fvd} |")
 
 
 def main() -> None:
@@ -50,6 +71,8 @@ def main() -> None:
     p.add_argument("--length", type=int, default=16, help="frames per clip (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="clip draw (evaluate.py's default: 0)")
     p.add_argument("--i3d", type=Path, help="I3D weights; without them no FVD")
+    p.add_argument("--world-model", type=Path, help="dream with this model's prior (open loop)")
+    p.add_argument("--context", type=int, default=4, help="real frames before a dream")
     p.add_argument("--out", type=Path, default=Path("runs/compare-decoders"))
     p.add_argument("--stills", type=Path, help="PNG of real vs each decoder, a few frames")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -79,6 +102,15 @@ def main() -> None:
             other, _ = real_clips(store, args.clips, args.length, args.seed + 1)
             floor = frechet_distance(*feature_stats(real_features), *feature_stats(features(other)))
         scores = score_decoders(real, recons, features, real_features)
+        dream_scores: dict[str, DecoderScores] = {}
+        if args.world_model is not None:
+            model = WorldModel.load(args.world_model)
+            if frozen_fingerprint(model.tokenizer.state_dict()) not in prints:
+                raise ValueError("--world-model's tokenizer gives other codes than the decoders'")
+            ol = open_loop(model, store, args.clips, args.context, args.length, seed=args.seed)
+            dreams = redecode(decoders, ol.codes, args.length // model.frames_per_step)
+            dream_real = features(ol.real) if features is not None else None
+            dream_scores = score_decoders(ol.real, dreams, features, dream_real)
     except (CheckpointError, DatasetError, ValueError, FileNotFoundError) as e:
         fail(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -91,16 +123,17 @@ def main() -> None:
             n: {**vars(s), "checkpoint": d}
             for (n, s), d in zip(scores.items(), args.decoder, strict=True)
         },
+        "dream": {n: vars(s) for n, s in dream_scores.items()},
         "seconds": time.perf_counter() - t0,
     }
     (args.out / "decoders.json").write_text(json.dumps(result, indent=1))
     print(f"{args.clips} {args.split} clips of {args.length} frames")
-    print("| decoder | PSNR (dB) | SSIM | FVD recon vs real |\n|---|---|---|---|")
-    for name, s in scores.items():
-        fvd = f"{s.fvd:.1f}" if s.fvd is not None else "-"
-        print(f"| {name} | {s.psnr:.2f} | {s.ssim:.3f} | {fvd} |")
+    print_table("reconstruction", scores)
     if floor is not None:
         print(f"| real vs real (second draw) | - | - | {floor:.1f} |")
+    if dream_scores:
+        print()
+        print_table("dream", dream_scores)
     if args.stills is not None:
         n = min(4, args.clips)
         picks = [(i * (args.clips // n), args.length - 1) for i in range(n)]

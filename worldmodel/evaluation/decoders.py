@@ -48,6 +48,22 @@ def reconstructions(
     return {name: np.concatenate(v) for name, v in out.items()}
 
 
+@torch.no_grad()
+def redecode(
+    decoders: dict[str, VQVAE], codes: np.ndarray, steps: int, batch: int = 16
+) -> dict[str, np.ndarray]:
+    """Each decoder's frames (N, steps * s, H, W, 3) of the last ``steps`` latent steps of
+    ``codes`` (N, T', H', W'), e.g. a dream's codes after its context."""
+    out: dict[str, list[np.ndarray]] = {name: [] for name in decoders}
+    for name, model in decoders.items():
+        device = next(model.parameters()).device
+        s = model.config.time_down
+        for i in range(0, len(codes), batch):
+            frames = model.decode(torch.as_tensor(codes[i : i + batch], device=device))
+            out[name].append(to_uint8(frames[:, :, -steps * s :]))
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
 def score_decoders(
     real: np.ndarray,
     recons: dict[str, np.ndarray],

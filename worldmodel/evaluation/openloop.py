@@ -21,6 +21,7 @@ class OpenLoop:
     dream: np.ndarray  # (N, n, H, W, 3) uint8: the dreamed frames under the same actions
     context: np.ndarray  # (N, k, H, W, 3) uint8
     actions: np.ndarray  # (N, k + n) int: the actions into every frame
+    codes: np.ndarray  # (N, c + n / s, H', W') int64: the last c context steps, then the dream's
     psnr: np.ndarray  # (n,) mean PSNR per horizon step
     ssim: np.ndarray  # (n,) mean SSIM per horizon step
 
@@ -59,17 +60,21 @@ def open_loop(
     if context % s or horizon % s or context < s:
         raise ValueError(f"context and horizon must be positive multiples of {s} frames")
     starts = clip_starts(store, n_clips, context + horizon, seed)
-    real, dream, ctx, acts = [], [], [], []
+    real, dream, ctx, acts, codes = [], [], [], [], []
     for i in range(0, len(starts), batch):
         items = [store.read(pos, f, f + context + horizon) for pos, f in starts[i : i + batch]]
         frames = np.stack([it["frames"] for it in items])  # (B, k + n, H, W, 3)
         actions = np.stack([it["actions"] for it in items])  # into each frame; -1 only at t=0
         dreamer = model.dreamer(len(items), sampling, seed + i)
         dreamer.start(frames[:, :context], actions[:, :context])
-        out = [
-            dreamer.step(actions[:, t : t + s]).frames for t in range(context, context + horizon, s)
-        ]
+        history = [dreamer.codes.cpu().numpy()]  # enough to decode the dream again exactly
+        out = []
+        for t in range(context, context + horizon, s):
+            step = dreamer.step(actions[:, t : t + s])
+            out.append(step.frames)
+            history.append(step.codes[:, None].cpu().numpy())
         dream.append(np.concatenate(out, axis=1))
+        codes.append(np.concatenate(history, axis=1))
         real.append(frames[:, context:])
         ctx.append(frames[:, :context])
         acts.append(actions)
@@ -81,6 +86,7 @@ def open_loop(
         dream=dream_a,
         context=np.concatenate(ctx),
         actions=np.concatenate(acts),
+        codes=np.concatenate(codes),
         psnr=psnr(real_a, dream_a).mean(0),
         ssim=ssim(real_a, dream_a).mean(0),
     )
