@@ -149,11 +149,18 @@ def test_config_rejects_bad_factors() -> None:
         VQVAEConfig(time_down=3)
 
 
-def test_per_frame_upsampling_equals_the_3d_layers() -> None:
-    model = tiny(hidden=32)
+@pytest.mark.parametrize("refine", [0, 2])
+def test_per_frame_upsampling_equals_the_3d_layers(refine: int) -> None:
+    model = tiny(hidden=32, decoder_refine=refine)
+    for block in model.decoder.refine.modules():  # non-zero, so the blocks do something
+        if isinstance(block, torch.nn.Conv2d):
+            torch.nn.init.normal_(block.weight, std=0.1)
     assert model.decoder.per_frame
     h = torch.randn(2, 32, 3, 8, 8)
-    torch.testing.assert_close(model.decoder.upsample(h), model.decoder.up(h))
+    expected = model.decoder.up(h) if not refine else model.decoder.upsample_3d(h)
+    torch.testing.assert_close(model.decoder.upsample(h), expected)
+    if refine:
+        assert not torch.allclose(model.decoder.upsample(h), model.decoder.up(h))
 
 
 STREAM_CONFIGS = {
@@ -161,12 +168,16 @@ STREAM_CONFIGS = {
     "time-kernel": {"time_window": 2, "n_blocks": 2, "time_kernel": 3},
     "time-down": {"time_window": 2, "time_down": 2, "time_kernel": 3, "clip_len": 8},
     "no-attention": {"attention": False, "time_kernel": 3, "n_blocks": 2},
+    "refine": {"time_window": 3, "decoder_refine": 1},
+    "refine-time-down": {"time_window": 2, "time_down": 2, "clip_len": 8, "decoder_refine": 1},
 }
 
 
 @pytest.mark.parametrize("name", STREAM_CONFIGS)
 def test_stream_decode_equals_full_decode(name: str) -> None:
     model = tiny(**STREAM_CONFIGS[name])
+    for p in model.decoder.refine.parameters():  # zero-initialised: make the blocks count
+        torch.nn.init.normal_(p, std=0.1)
     td = model.config.time_down
     codes = torch.randint(
         0, TINY.n_codes, (3, 12, 8, 8), generator=torch.Generator().manual_seed(1)

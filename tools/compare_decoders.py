@@ -55,11 +55,11 @@ def load_tokenizer(path: Path) -> tuple[VQVAE, str]:
 
 
 def print_table(what: str, scores: dict[str, DecoderScores]) -> None:
-    print(f"| decoder | {what} PSNR (dB) | {what} SSIM | FVD {what} vs real |")
-    print("|---|---|---|---|")
+    print(f"| decoder | {what} PSNR (dB) | {what} SSIM | detail / real | FVD {what} vs real |")
+    print("|---|---|---|---|---|")
     for name, s in scores.items():
         fvd = f"{s.fvd:.1f}" if s.fvd is not None else "-"
-        print(f"| {name} | {s.psnr:.2f} | {s.ssim:.3f} | {fvd} |")
+        print(f"| {name} | {s.psnr:.2f} | {s.ssim:.3f} | {s.detail_ratio:.2f} | {fvd} |")
 
 
 def main() -> None:
@@ -130,7 +130,7 @@ def main() -> None:
     print(f"{args.clips} {args.split} clips of {args.length} frames")
     print_table("reconstruction", scores)
     if floor is not None:
-        print(f"| real vs real (second draw) | - | - | {floor:.1f} |")
+        print(f"| real vs real (second draw) | - | - | 1 | {floor:.1f} |")
     if dream_scores:
         print()
         print_table("dream", dream_scores)

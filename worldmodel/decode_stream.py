@@ -217,7 +217,7 @@ class DecodeStream:
             return None
         if self.decoder.per_frame:
             return self.decoder.upsample_frames(latent)[:, :, None]
-        return self.decoder.up(latent[:, :, None])
+        return self.decoder.upsample_3d(latent[:, :, None])
 
     def _upsample_window(self, latent: torch.Tensor) -> torch.Tensor:
         """Upsample the new step with the earlier ones its frames reach back to; rows with
@@ -230,7 +230,7 @@ class DecodeStream:
         out = window.new_empty(self.batch, 3, td, res, res)
         for have in counts.unique().tolist():
             rows = (counts == have).nonzero()[:, 0]
-            out[rows] = self.decoder.up(window[rows, :, n - have :])[:, :, -td:]
+            out[rows] = self.decoder.upsample_3d(window[rows, :, n - have :])[:, :, -td:]
         return out
 
     def _block(self, weights: _Block, state: _BlockState, x: torch.Tensor) -> torch.Tensor:

@@ -184,6 +184,22 @@ class Encoder(nn.Module):
         return self.out(h)
 
 
+class RefineBlock(nn.Module):
+    """A residual 3×3 convolution block on single frames (N, C, H, W) at an upsampled
+    resolution: extra decoder capacity where texture lives. Its output convolution starts at
+    zero, so a decoder fine-tuned with new blocks starts as the decoder it extends."""
+
+    def __init__(self, c: int, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c, width, 3, padding=1)
+        self.out = nn.Conv2d(width, c, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(F.relu(self.conv(x)))
+
+
 class Decoder(nn.Module):
     def __init__(self, config: VQVAEConfig) -> None:
         super().__init__()
@@ -202,6 +218,13 @@ class Decoder(nn.Module):
             if not last:
                 layers.append(nn.ReLU())
         self.up = nn.Sequential(*layers)
+        # refine[i]: the blocks after hidden upsampling layer i (none in the paper's decoder)
+        self.refine = nn.ModuleList(
+            nn.Sequential(
+                *(RefineBlock(c, config.decoder_refine_width) for _ in range(config.decoder_refine))
+            )
+            for _ in range(len(strides) - 1 if config.decoder_refine else 0)
+        )
 
     def latent_stage(self, h: torch.Tensor, pos, time_mask) -> torch.Tensor:
         for block in self.blocks:
@@ -217,7 +240,7 @@ class Decoder(nn.Module):
     def upsample(self, h: torch.Tensor) -> torch.Tensor:
         """Latent features (B, C, T', H', W') -> frames (B, 3, T, H, W)."""
         if not self.per_frame:
-            return self.up(h)
+            return self.upsample_3d(h)
         b, c, t, hh, ww = h.shape
         x = h.transpose(1, 2).reshape(b * t, c, hh, ww)  # (B*T', C, H', W')
         x = self.upsample_frames(x.contiguous(memory_format=torch.channels_last))
@@ -226,9 +249,29 @@ class Decoder(nn.Module):
     def upsample_frames(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H', W') -> (N, 3, H, W) for a :attr:`per_frame` decoder. Channels-last
         input runs the transposed convolutions ~2x faster on CPU than the 3D path."""
+        hidden = 0
         for layer in self.up:
-            x = layer.forward_frames(x) if isinstance(layer, ConvTranspose3d) else layer(x)
+            if isinstance(layer, ConvTranspose3d):
+                x = layer.forward_frames(x)
+            else:
+                x = layer(x)
+                if self.refine:
+                    x = self.refine[hidden](x)
+                    hidden += 1
         return x
+
+    def upsample_3d(self, h: torch.Tensor) -> torch.Tensor:
+        """:meth:`upsample` through the 3D layers (any decoder; refine blocks per frame)."""
+        hidden = 0
+        for layer in self.up:
+            h = layer(h)
+            if isinstance(layer, nn.ReLU) and self.refine:
+                b, c, t = h.shape[:3]
+                frames = h.transpose(1, 2).reshape(b * t, c, *h.shape[3:])  # (B*T, C, H, W)
+                frames = self.refine[hidden](frames)
+                h = frames.view(b, t, c, *h.shape[3:]).transpose(1, 2)
+                hidden += 1
+        return h
 
 
 class VQVAE(nn.Module):

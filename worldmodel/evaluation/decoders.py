@@ -15,7 +15,7 @@ import torch
 from worldmodel.data import EpisodeStore
 from worldmodel.evaluation.openloop import clip_starts
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.metrics import psnr, ssim
+from worldmodel.metrics import detail, psnr, ssim
 from worldmodel.vqvae import VQVAE
 
 
@@ -23,6 +23,7 @@ from worldmodel.vqvae import VQVAE
 class DecoderScores:
     psnr: float
     ssim: float
+    detail_ratio: float  # fine texture relative to the real clips' (worldmodel.metrics.detail)
     fvd: float | None  # reconstructions vs real clips (None without I3D)
 
 
@@ -80,7 +81,10 @@ def score_decoders(
         if features is not None and real_stats is not None:
             value = frechet_distance(*real_stats, *feature_stats(features(recon)))
         scores[name] = DecoderScores(
-            float(psnr(real, recon).mean()), float(ssim(real, recon).mean()), value
+            float(psnr(real, recon).mean()),
+            float(ssim(real, recon).mean()),
+            detail(recon) / detail(real),
+            value,
         )
     return scores
 

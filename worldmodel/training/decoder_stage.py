@@ -33,7 +33,7 @@ from worldmodel.config import DECODER_FIELDS, VQVAEConfig, from_dict, to_dict
 from worldmodel.data import EpisodeStore
 from worldmodel.discriminator import PatchDiscriminator, feature_matching, hinge_d_loss
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.metrics import psnr, ssim
+from worldmodel.metrics import detail, psnr, ssim
 from worldmodel.tokenizer_swap import TOKENIZER_KINDS, frozen_fingerprint, is_frozen, read_tokenizer
 from worldmodel.training.batches import evenly_spaced, step_batches
 from worldmodel.training.codes import CodeSet, cached_codes
@@ -252,6 +252,7 @@ class DecoderStage:
         return {
             "psnr": float(psnr(real_a, recon_a).mean()),
             "ssim": float(ssim(real_a, recon_a).mean()),
+            "detail_ratio": detail(recon_a) / detail(real_a),
         }
 
     def payload(self) -> dict[str, Any]:
