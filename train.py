@@ -2,7 +2,9 @@
 
 Stages: ``vqvae`` (the tokenizer), ``prior`` (the action-conditioned GPT over its codes; needs
 a trained tokenizer in --out), ``all`` (both in turn), ``agent`` (PPO trained only inside the
-dream, then scored in the real game next to PPO trained in the real game for as many steps).
+dream, then scored in the real game next to PPO trained in the real game for as many steps),
+``decoder`` (fine-tune only the decoder of --checkpoint's tokenizer, codes frozen, with an
+adversarial loss; writes OUT/decoder.pt and --checkpoint with that decoder in OUT).
 Checkpoints, TensorBoard logs and sample GIFs go to --out (default runs/ENV-PRESET).
 Multi-GPU: torchrun --nproc_per_node N train.py ... (the same flags).
 """
@@ -31,9 +33,9 @@ from worldmodel.config import PRESETS
 from worldmodel.data import DatasetError, load_manifest
 from worldmodel.training.loop import Runtime, TrainConfig, setup_runtime
 from worldmodel.training.presets import TRAIN_PRESETS
-from worldmodel.training.run import train_prior, train_tokenizer
+from worldmodel.training.run import train_decoder, train_prior, train_tokenizer
 
-STAGES = ("vqvae", "prior", "all", "agent")
+STAGES = ("vqvae", "prior", "all", "agent", "decoder")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="SEC.FIELD=V",
-        help="override a model config field, e.g. --set vqvae.attention=false",
+        help="override a config field: --set vqvae.attention=false, --set decoder.adv_weight=1",
     )
     p.add_argument(
         "--prior-arch",
@@ -79,8 +81,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("runs/agents"),
         help="where trained agents live: AGENTS_DIR/ENV/ppo.pt",
     )
-    agent = p.add_argument_group("--stage agent")
-    agent.add_argument("--checkpoint", type=Path, help="world model (default: OUT/worldmodel.pt)")
+    agent = p.add_argument_group("--stage agent / decoder")
+    agent.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="world model (agent; default: OUT/worldmodel.pt), or the checkpoint whose decoder "
+        "to fine-tune (decoder: worldmodel, prior or vqvae)",
+    )
     agent.add_argument("--agent-steps", type=int, default=50_000, help="PPO env steps")
     agent.add_argument("--agent-envs", type=int, default=16, help="dreams (or games) at once")
     agent.add_argument("--episodes", type=int, default=50, help="real-game evaluation episodes")
@@ -163,6 +170,26 @@ def resume_hint(args: argparse.Namespace, out: Path) -> str:
     return f"{' and '.join(saved)} in {out} saved: rerun with --resume to continue"
 
 
+def run_decoder(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
+    if args.checkpoint is None:
+        raise UserError(
+            "--stage decoder needs --checkpoint: the world model (or tokenizer) to fine-tune, "
+            "e.g. worldmodel/assets/health_gathering.pt"
+        )
+    return train_decoder(
+        args.env,
+        data,
+        out,
+        args.checkpoint,
+        args.preset,
+        train_config(args, "decoder"),
+        runtime,
+        args.overrides,
+        args.resume,
+        not args.quiet,
+    )
+
+
 def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
     from agents.dream_agent import compare
     from agents.ppo import PPOConfig
@@ -218,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
                 results["prior"] = run_prior(args, runtime, out, data)
             if args.stage == "agent":
                 results["agent"] = run_agent(args, runtime, out, data)
+            if args.stage == "decoder":
+                results["decoder"] = run_decoder(args, runtime, out, data)
         except (UserError, DatasetError, CheckpointError, UnknownEnvError, AgentError) as e:
             fail(str(e))
         except KeyboardInterrupt:

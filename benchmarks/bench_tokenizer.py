@@ -2,9 +2,14 @@
 for the cpu and paper presets, and encode/decode time per latent step at batch 1.
 
     python benchmarks/bench_tokenizer.py --threads 2
+    python benchmarks/bench_tokenizer.py --decode --checkpoint worldmodel/assets/health_gathering.pt
 
-Each measurement runs in a fresh subprocess so peak memory (max RSS on CPU, max allocated on
-CUDA) belongs to that configuration alone. Prints Markdown rows for docs/BENCHMARKS.md.
+``--decode`` times decoding the newest frame of each row, the way play and dreaming do:
+``decode_last`` (re-runs the stream window) against a primed ``DecodeStream`` step, at batch 1
+with 1 and 2 torch threads and at batch 64 with 2 threads, the two calls interleaved so that
+the host's load falls on both alike. Each measurement runs in a fresh subprocess so peak
+memory (max RSS on CPU, max allocated on CUDA) belongs to that configuration alone. Prints
+Markdown rows for docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -73,16 +78,98 @@ def measure(preset: str, threads: int, device: str, steps: int) -> dict:
     }
 
 
+def measure_decode(checkpoint: str | None, preset: str, threads: int, batch: int, n: int) -> dict:
+    import numpy as np
+    import torch
+
+    from worldmodel.checkpoint import load_checkpoint
+    from worldmodel.config import VQVAE_PRESETS, VQVAEConfig, from_dict
+    from worldmodel.tokenizer_swap import TOKENIZER_KINDS, read_tokenizer
+    from worldmodel.vqvae import VQVAE
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if checkpoint:
+        config, state, _ = read_tokenizer(load_checkpoint(checkpoint, TOKENIZER_KINDS))
+        model = VQVAE(from_dict(VQVAEConfig, config))
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
+    else:
+        model = VQVAE(VQVAE_PRESETS[preset])
+    model.eval()
+    c = model.config
+    h = c.resolution // c.space_down
+    history = model.stream_window + n + 2
+    codes = torch.randint(0, c.n_codes, (batch, history, h, h))
+    stream = model.stream(batch)
+    stream.prime(codes[:, : model.stream_window])
+    last, step = [], []
+    with torch.no_grad():
+        for j in range(model.stream_window, history):
+            t0 = time.perf_counter()
+            model.decode_last(codes[:, : j + 1])
+            t1 = time.perf_counter()
+            stream.step(codes[:, j])
+            t2 = time.perf_counter()
+            last.append(t1 - t0)
+            step.append(t2 - t1)
+    return {
+        "decode_last_ms": float(np.median(last[2:])) * 1e3,
+        "stream_ms": float(np.median(step[2:])) * 1e3,
+        "frames_per_step": c.time_down,
+    }
+
+
+def run_child(args: list[str]) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def decode_table(checkpoint: str | None, preset: str, n: int) -> None:
+    source = checkpoint or f"{preset} preset, random weights"
+    print(f"decode of the newest frame(s), {source}, median of {n} steps")
+    print(
+        "| batch | torch threads | decode_last ms | DecodeStream.step ms | speed-up | "
+        "stream ms per frame |"
+    )
+    print("|---|---|---|---|---|---|")
+    for batch, threads in ((1, 1), (1, 2), (64, 2)):
+        flags = ["--child-decode", str(batch), "--threads", str(threads), "--steps", str(n)]
+        flags += ["--presets", preset] + (["--checkpoint", checkpoint] if checkpoint else [])
+        r = run_child(flags)
+        per_frame = r["stream_ms"] / (batch * r["frames_per_step"])
+        print(
+            f"| {batch} | {threads} | {r['decode_last_ms']:.2f} | {r['stream_ms']:.2f} | "
+            f"{r['decode_last_ms'] / r['stream_ms']:.1f}x | {per_frame:.2f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--presets", default="cpu,paper")
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--decode", action="store_true", help="time decode_last vs DecodeStream")
+    p.add_argument("--checkpoint", help="--decode: the tokenizer to time (default: preset)")
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--child-decode", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.threads, args.device, args.steps)))
+        return
+    if args.child_decode:
+        r = measure_decode(
+            args.checkpoint, args.presets, args.threads, args.child_decode, args.steps
+        )
+        print(json.dumps(r))
+        return
+    if args.decode:
+        decode_table(args.checkpoint, args.presets.split(",")[0], max(args.steps, 20))
         return
     print(
         f"device {args.device}, torch threads {args.threads}, batch 4 x 16 x 64 x 64, "

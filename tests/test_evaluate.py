@@ -19,6 +19,7 @@ from tests.conftest import (
     tiny_world_model,
 )
 from worldmodel.data import EpisodeStore
+from worldmodel.evaluation.decoders import redecode
 from worldmodel.evaluation.dynamics import grouped, one_step_suite, open_loop_suite, state_suite
 from worldmodel.evaluation.idm import dream_transitions
 from worldmodel.evaluation.openloop import open_loop
@@ -38,6 +39,9 @@ def test_open_loop_dreams_the_requested_horizon(hg_dataset: Path) -> None:
     np.testing.assert_array_equal(pairs[0, 0], ol.context[0, -1])
     np.testing.assert_array_equal(pairs[0, 1], ol.dream[0, 0])
     assert (actions >= 0).all()
+    # The dream's codes decode again to the dream: other decoders can be scored on them.
+    again = redecode({"same": model.tokenizer}, ol.codes, 5)["same"]
+    assert np.abs(again.astype(int) - ol.dream).max() <= 1  # uint8 rounding of float noise
 
 
 def test_grouped_means_per_key() -> None:

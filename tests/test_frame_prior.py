@@ -154,6 +154,24 @@ def test_restarting_one_row_leaves_the_other_untouched() -> None:
     assert not np.array_equal(out_a.frames[1], out_b.frames[1])
 
 
+def test_streamed_decode_gives_the_frames_of_decoding_the_window() -> None:
+    tok, prior = tiny(window=4)
+    frames, actions, variables = episode(t=6, b=2)
+    other, o_act, o_var = episode(t=6, b=1, seed=5)
+    outs = []
+    for streaming in (True, False):
+        dreamer = FrameDreamer(tok, prior, GAME, 2, SamplingConfig(temperature=0))
+        dreamer.streaming = streaming
+        dreamer.start(frames, actions, variables)
+        got = []
+        for t in range(3 * tok.stream_window):  # well past the decoder's window
+            if t == 5:  # a restarted row primes its stream from the new history
+                dreamer.start(other, o_act, o_var, rows=[1])
+            got.append(dreamer.step(np.array([t % 6, (t + 1) % 6])).frames)
+        outs.append(np.concatenate(got, 1).astype(int))
+    assert np.abs(outs[0] - outs[1]).max() <= 1  # float rounding at uint8 boundaries
+
+
 def test_state_drives_reward_and_death() -> None:
     values = np.array([[50.0], [0.0], [-4.0]])
     assert GAME.dead(values).tolist() == [False, True, True]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from worldmodel.metrics import psnr, ssim
+from worldmodel.metrics import detail, psnr, ssim
 
 
 def random_frames(shape: tuple[int, ...], seed: int = 0, high: int = 256) -> np.ndarray:
@@ -94,3 +94,13 @@ def test_metrics_refuse_bad_shapes() -> None:
         ssim(random_frames((8, 8, 3)), random_frames((8, 8, 3)))
     with pytest.raises(ValueError, match="frames"):
         psnr(np.zeros((4, 4)), np.zeros((4, 4)))
+
+
+def test_detail_falls_when_frames_are_blurred() -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 16, 16, 3)).astype(np.float32)
+    blurred = (
+        frames + np.roll(frames, 1, 1) + np.roll(frames, 1, 2) + np.roll(frames, 1, (1, 2))
+    ) / 4
+    assert detail(np.full_like(frames, 9.0)) == 0.0
+    assert 0 < detail(blurred) < 0.6 * detail(frames)

@@ -147,3 +147,65 @@ def test_tiny_model_overfits_one_batch() -> None:
 def test_config_rejects_bad_factors() -> None:
     with pytest.raises(ValueError, match="power of two"):
         VQVAEConfig(time_down=3)
+
+
+@pytest.mark.parametrize("refine", [0, 2])
+def test_per_frame_upsampling_equals_the_3d_layers(refine: int) -> None:
+    model = tiny(hidden=32, decoder_refine=refine)
+    for block in model.decoder.refine.modules():  # non-zero, so the blocks do something
+        if isinstance(block, torch.nn.Conv2d):
+            torch.nn.init.normal_(block.weight, std=0.1)
+    assert model.decoder.per_frame
+    h = torch.randn(2, 32, 3, 8, 8)
+    expected = model.decoder.up(h) if not refine else model.decoder.upsample_3d(h)
+    torch.testing.assert_close(model.decoder.upsample(h), expected)
+    if refine:
+        assert not torch.allclose(model.decoder.upsample(h), model.decoder.up(h))
+
+
+STREAM_CONFIGS = {
+    "cpu-like": {"time_window": 3, "n_blocks": 2},
+    "time-kernel": {"time_window": 2, "n_blocks": 2, "time_kernel": 3},
+    "time-down": {"time_window": 2, "time_down": 2, "time_kernel": 3, "clip_len": 8},
+    "no-attention": {"attention": False, "time_kernel": 3, "n_blocks": 2},
+    "refine": {"time_window": 3, "decoder_refine": 1},
+    "refine-time-down": {"time_window": 2, "time_down": 2, "clip_len": 8, "decoder_refine": 1},
+}
+
+
+@pytest.mark.parametrize("name", STREAM_CONFIGS)
+def test_stream_decode_equals_full_decode(name: str) -> None:
+    model = tiny(**STREAM_CONFIGS[name])
+    for p in model.decoder.refine.parameters():  # zero-initialised: make the blocks count
+        torch.nn.init.normal_(p, std=0.1)
+    td = model.config.time_down
+    codes = torch.randint(
+        0, TINY.n_codes, (3, 12, 8, 8), generator=torch.Generator().manual_seed(1)
+    )
+    full = model.decode(codes)
+    stream = model.stream(3)
+    for j in range(codes.shape[1]):  # from an empty state, as at an episode's start
+        torch.testing.assert_close(
+            stream.step(codes[:, j]), full[:, :, j * td : (j + 1) * td], atol=1e-5, rtol=1e-5
+        )
+    primed = model.stream(3)
+    primed.prime(codes[:, :9])
+    torch.testing.assert_close(
+        primed.step(codes[:, 9]), full[:, :, 9 * td : 10 * td], atol=1e-5, rtol=1e-5
+    )
+
+
+def test_stream_rows_restart_from_their_own_history() -> None:
+    model = tiny(time_window=3, n_blocks=2, time_kernel=3)
+    g = torch.Generator().manual_seed(2)
+    codes = torch.randint(0, TINY.n_codes, (3, 10, 8, 8), generator=g)
+    other = torch.randint(0, TINY.n_codes, (1, 4, 8, 8), generator=g)  # a short new history
+    stream = model.stream(3)
+    stream.prime(codes[:, :6])
+    stream.step(codes[:, 6])
+    stream.prime(other[:, :3], rows=[1])
+    frames = stream.step(torch.cat([codes[0:1, 7], other[:, 3], codes[2:3, 7]]))
+    torch.testing.assert_close(
+        frames[[0, 2]], model.decode_last(codes[[0, 2], :8]), atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(frames[1:2], model.decode_last(other), atol=1e-5, rtol=1e-5)

@@ -2,8 +2,9 @@
 
 A checkpoint is a plain dict of tensors and Python literals saved with ``torch.save`` and read
 with ``torch.load(weights_only=True)``. Every file carries ``format_version``, its ``kind``
-(``vqvae``, ``prior`` or ``worldmodel``), the ``env`` it was trained on and the model config, so
-loading needs nothing else and a file for another env or model is refused with a clear message.
+(``vqvae``, ``prior``, ``worldmodel``, or ``decoder``: a fine-tuned tokenizer decoder), the
+``env`` it was trained on and the model config, so loading needs nothing else and a file for
+another env or model is refused with a clear message.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Any
 import torch
 
 CHECKPOINT_VERSION = 1
-KINDS = ("vqvae", "prior", "worldmodel")
+KINDS = ("vqvae", "prior", "worldmodel", "decoder")
 # What each kind must hold, and of which type, for the code that reads it not to fail later.
 REQUIRED: dict[str, dict[str, type]] = {
     "vqvae": {"config": dict, "model": dict, "step": int, "action_names": list},
     "prior": {"config": dict, "model": dict, "step": int, "action_names": list, "tokenizer": dict},
     "worldmodel": {"config": dict, "prior": dict, "tokenizer": dict, "action_names": list},
+    "decoder": {"config": dict, "model": dict, "step": int, "action_names": list, "base": dict},
 }
 TOKENIZER_KEYS = {"config": dict, "model": dict, "step": int}
 

@@ -42,6 +42,12 @@ class VQVAEConfig:
     data_variance: float = field(
         default=0.06, metadata=_help("variance of [-0.5, 0.5] frames (set from the data)")
     )
+    decoder_refine: int = field(
+        default=0, metadata=_help("residual 3x3 blocks after each hidden upsampling layer")
+    )
+    decoder_refine_width: int = field(
+        default=16, metadata=_help("channels inside each decoder refine block")
+    )
 
     def __post_init__(self) -> None:
         for name in ("time_down", "space_down"):
@@ -66,6 +72,9 @@ class VQVAEConfig:
         s = self.resolution // self.space_down
         return s * s
 
+
+# Fields that change only the decoder: the decoder stage may set them on a trained tokenizer.
+DECODER_FIELDS: tuple[str, ...] = ("decoder_refine", "decoder_refine_width")
 
 VQVAE_PRESETS: dict[str, VQVAEConfig] = {
     "tiny": VQVAEConfig(

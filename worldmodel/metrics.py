@@ -117,3 +117,15 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
         float64 in [-1, 1], shape ``a.shape[:-3]``; 1 for identical frames.
     """
     return _per_frame(_ssim_frames, a, b, data_range)
+
+
+def detail(frames: np.ndarray) -> float:
+    """Mean absolute difference of (..., H, W, C) frames from their own 3×3 box blur (edge
+    pixels replicated): the fine texture that MSE-trained decoders average away. A decoder's
+    detail divided by the real frames' says how much of it survives (1 = as much as real)."""
+    x = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+    x = x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2)  # (F, C, H, W)
+    blur = torch.nn.functional.avg_pool2d(
+        torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1
+    )
+    return float((x - blur).abs().mean())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,14 @@ from torch import nn
 from worldmodel.attention import AxialAttention, AxialPositions, RelativeTimeBias
 from worldmodel.config import VQVAEConfig
 from worldmodel.quantizer import EMAQuantizer, nearest_codes
+
+if TYPE_CHECKING:
+    from worldmodel.decode_stream import DecodeStream
+
+
+# Parameters the decoder fine-tuning stage trains; everything else (encoder, pre_quant, codebook,
+# and the position tables the encoder shares) stays frozen, so the codes do not change.
+DECODER_PREFIXES = ("decoder.", "post_quant.")
 
 
 @dataclass
@@ -92,6 +101,18 @@ class ConvTranspose3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[2] * self.stride_t
         return self.conv(x)[:, :, self.crop_t : self.crop_t + t]
+
+    @property
+    def per_frame(self) -> bool:
+        """True when the layer has no extent in time (time kernel 1, time stride 1)."""
+        return self.conv.kernel_size[0] == 1 and self.stride_t == 1
+
+    def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """The same layer on single frames (N, C, H, W), for a :attr:`per_frame` layer."""
+        conv = self.conv
+        return F.conv_transpose2d(
+            x, conv.weight[:, :, 0], conv.bias, conv.stride[1:], conv.padding[1:]
+        )
 
 
 class ChannelNorm(nn.LayerNorm):
@@ -163,6 +184,22 @@ class Encoder(nn.Module):
         return self.out(h)
 
 
+class RefineBlock(nn.Module):
+    """A residual 3×3 convolution block on single frames (N, C, H, W) at an upsampled
+    resolution: extra decoder capacity where texture lives. Its output convolution starts at
+    zero, so a decoder fine-tuned with new blocks starts as the decoder it extends."""
+
+    def __init__(self, c: int, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c, width, 3, padding=1)
+        self.out = nn.Conv2d(width, c, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(F.relu(self.conv(x)))
+
+
 class Decoder(nn.Module):
     def __init__(self, config: VQVAEConfig) -> None:
         super().__init__()
@@ -181,11 +218,60 @@ class Decoder(nn.Module):
             if not last:
                 layers.append(nn.ReLU())
         self.up = nn.Sequential(*layers)
+        # refine[i]: the blocks after hidden upsampling layer i (none in the paper's decoder)
+        self.refine = nn.ModuleList(
+            nn.Sequential(
+                *(RefineBlock(c, config.decoder_refine_width) for _ in range(config.decoder_refine))
+            )
+            for _ in range(len(strides) - 1 if config.decoder_refine else 0)
+        )
 
     def latent_stage(self, h: torch.Tensor, pos, time_mask) -> torch.Tensor:
         for block in self.blocks:
             h = block(h, pos, time_mask)
         return self.mid(h)
+
+    @property
+    def per_frame(self) -> bool:
+        """True when upsampling maps each latent step to its frames alone (time kernel 1,
+        time ÷1, as in the cpu preset): then it runs as 2D convolutions over frames."""
+        return all(m.per_frame for m in self.up if isinstance(m, ConvTranspose3d))
+
+    def upsample(self, h: torch.Tensor) -> torch.Tensor:
+        """Latent features (B, C, T', H', W') -> frames (B, 3, T, H, W)."""
+        if not self.per_frame:
+            return self.upsample_3d(h)
+        b, c, t, hh, ww = h.shape
+        x = h.transpose(1, 2).reshape(b * t, c, hh, ww)  # (B*T', C, H', W')
+        x = self.upsample_frames(x.contiguous(memory_format=torch.channels_last))
+        return x.reshape(b, t, *x.shape[1:]).transpose(1, 2)
+
+    def upsample_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H', W') -> (N, 3, H, W) for a :attr:`per_frame` decoder. Channels-last
+        input runs the transposed convolutions ~2x faster on CPU than the 3D path."""
+        hidden = 0
+        for layer in self.up:
+            if isinstance(layer, ConvTranspose3d):
+                x = layer.forward_frames(x)
+            else:
+                x = layer(x)
+                if self.refine:
+                    x = self.refine[hidden](x)
+                    hidden += 1
+        return x
+
+    def upsample_3d(self, h: torch.Tensor) -> torch.Tensor:
+        """:meth:`upsample` through the 3D layers (any decoder; refine blocks per frame)."""
+        hidden = 0
+        for layer in self.up:
+            h = layer(h)
+            if isinstance(layer, nn.ReLU) and self.refine:
+                b, c, t = h.shape[:3]
+                frames = h.transpose(1, 2).reshape(b * t, c, *h.shape[3:])  # (B*T, C, H, W)
+                frames = self.refine[hidden](frames)
+                h = frames.view(b, t, c, *h.shape[3:]).transpose(1, 2)
+                hidden += 1
+        return h
 
 
 class VQVAE(nn.Module):
@@ -237,13 +323,15 @@ class VQVAE(nn.Module):
         pos, mask = self._context(x.shape[2] // self.config.time_down)
         return self.pre_quant(self.encoder(x, pos, mask))  # (B, D, T', H', W')
 
-    def _decode_latents(self, z: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+    def decode_latents(self, z: torch.Tensor, keep: int | None = None) -> torch.Tensor:
+        """Frames (B, 3, T, H, W) for code vectors ``z`` (B, D, T', H', W'), with gradients;
+        only those of the last ``keep`` latent steps if given (T = keep * time_down)."""
         pos, mask = self._context(z.shape[2])
         h = self.decoder.latent_stage(self.post_quant(z), pos, mask)
-        if last_only:
-            h = h[:, :, -self.upsample_steps :]
-        x = self.decoder.up(h)
-        return x[:, :, -self.config.time_down :] if last_only else x
+        if keep is None:
+            return self.decoder.upsample(h)
+        x = self.decoder.upsample(h[:, :, -(keep + self.upsample_steps - 1) :])
+        return x[:, :, -keep * self.config.time_down :]
 
     def forward(self, x: torch.Tensor) -> VQVAEOutput:
         """Encode, quantise and decode ``x`` (B, 3, T, H, W) in [-0.5, 0.5]."""
@@ -252,7 +340,7 @@ class VQVAE(nn.Module):
         flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # (B*T'*H'*W', D)
         q = self.quantizer(flat)
         zq = q.quantized.view(b, t, h, w, d).permute(0, 4, 1, 2, 3)
-        recon = self._decode_latents(zq)
+        recon = self.decode_latents(zq)
         losses = {"recon": F.mse_loss(recon, x) / self.data_variance, "commit": q.commitment}
         return VQVAEOutput(recon, q.codes.view(b, t, h, w), losses, q.perplexity, q.dead)
 
@@ -271,7 +359,7 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Frames (B, 3, T' * time_down, H, W), ~[-0.5, 0.5], for codes (B, T', H', W')."""
-        return self._decode_latents(self.embed_codes(codes))
+        return self.decode_latents(self.embed_codes(codes))
 
     @torch.no_grad()
     def decode_last(self, codes: torch.Tensor) -> torch.Tensor:
@@ -283,7 +371,14 @@ class VQVAE(nn.Module):
         """
         if not self.config.causal:
             raise ValueError("decode_last needs a causal tokenizer (config.causal=True)")
-        return self._decode_latents(self.embed_codes(codes[:, -self.stream_window :]), True)
+        return self.decode_latents(self.embed_codes(codes[:, -self.stream_window :]), keep=1)
+
+    def stream(self, batch: int) -> DecodeStream:
+        """A streaming decoder for ``batch`` rows: prime it with code histories, then
+        ``step(codes)`` gives each new latent step's frames (see ``worldmodel.decode_stream``)."""
+        from worldmodel.decode_stream import DecodeStream
+
+        return DecodeStream(self, batch)
 
     @property
     def upsample_steps(self) -> int:

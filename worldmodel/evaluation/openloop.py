@@ -21,6 +21,7 @@ class OpenLoop:
     dream: np.ndarray  # (N, n, H, W, 3) uint8: the dreamed frames under the same actions
     context: np.ndarray  # (N, k, H, W, 3) uint8
     actions: np.ndarray  # (N, k + n) int: the actions into every frame
+    codes: np.ndarray  # (N, c + n / s, H', W') int64: the last c context steps, then the dream's
     psnr: np.ndarray  # (n,) mean PSNR per horizon step
     ssim: np.ndarray  # (n,) mean SSIM per horizon step
     episodes: np.ndarray | None = None  # (N,) dataset episode index of each clip
@@ -62,7 +63,7 @@ def open_loop(
     if context % s or horizon % s or context < s:
         raise ValueError(f"context and horizon must be positive multiples of {s} frames")
     starts = clip_starts(store, n_clips, context + horizon, seed)
-    real, dream, ctx, acts, true_v, pred_v = [], [], [], [], [], []
+    real, dream, ctx, acts, codes, true_v, pred_v = [], [], [], [], [], [], []
     for i in range(0, len(starts), batch):
         items = [store.read(pos, f, f + context + horizon) for pos, f in starts[i : i + batch]]
         frames = np.stack([it["frames"] for it in items])  # (B, k + n, H, W, 3)
@@ -74,8 +75,13 @@ def open_loop(
             actions[:, :context],
             None if variables is None else variables[:, :context],
         )
-        out = [dreamer.step(actions[:, t : t + s]) for t in range(context, context + horizon, s)]
+        history = [dreamer.codes.cpu().numpy()]  # enough to decode the dream again exactly
+        out = []
+        for t in range(context, context + horizon, s):
+            out.append(dreamer.step(actions[:, t : t + s]))
+            history.append(out[-1].codes[:, None].cpu().numpy())
         dream.append(np.concatenate([o.frames for o in out], axis=1))
+        codes.append(np.concatenate(history, axis=1))
         if variables is not None and out[0].variables is not None:
             true_v.append(variables[:, context + s - 1 :: s])
             pred_v.append(np.stack([o.variables for o in out], 1))
@@ -90,6 +96,7 @@ def open_loop(
         dream=dream_a,
         context=np.concatenate(ctx),
         actions=np.concatenate(acts),
+        codes=np.concatenate(codes),
         psnr=capped_psnr(real_a, dream_a).mean(0),
         ssim=ssim(real_a, dream_a).mean(0),
         episodes=np.array([store.entries[pos].index for pos, _ in starts]),

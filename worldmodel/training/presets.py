@@ -57,4 +57,24 @@ TRAIN_PRESETS: dict[str, dict[str, TrainConfig]] = {
             num_workers=4,
         ),
     },
+    # Fine-tuning a trained decoder: a lower learning rate, and no gradient clipping, because
+    # the decoder and discriminator share one optimizer and one global norm would couple them.
+    "decoder": {
+        "tiny": TrainConfig(
+            steps=8, batch_size=2, lr=1e-3, warmup=2, eval_every=8, save_every=4, grad_clip=0.0
+        ),
+        "cpu": TrainConfig(
+            steps=3000, batch_size=8, lr=1e-4, warmup=100, eval_every=250, grad_clip=0.0
+        ),
+        "paper": TrainConfig(
+            steps=20_000,
+            batch_size=16,
+            lr=1e-4,
+            warmup=500,
+            eval_every=2000,
+            save_every=500,
+            grad_clip=0.0,
+            num_workers=4,
+        ),
+    },
 }

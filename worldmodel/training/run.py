@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from worldmodel.checkpoint import load_checkpoint
+from worldmodel.checkpoint import load_checkpoint, save_checkpoint
 from worldmodel.cli import UserError
 from worldmodel.config import (
     FRAME_PRIOR_PRESETS,
@@ -143,3 +143,51 @@ def _stale(prior: Path, tokenizer_step: int) -> bool:
         f"began, so the prior starts over; the old one is kept as {aside}"
     )
     return True
+
+
+def train_decoder(
+    env: str,
+    data: Path,
+    out: Path,
+    base: Path,
+    preset: str,
+    config: TrainConfig,
+    runtime: Runtime,
+    overrides: list[str] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune the decoder of the tokenizer in ``base`` into ``out/decoder.pt``, then write
+    ``base`` with that decoder swapped in as ``out/KIND.pt`` (e.g. ``out/worldmodel.pt``)."""
+    from worldmodel.tokenizer_swap import swap_decoder
+    from worldmodel.training.decoder_stage import DecoderStage, DecoderTuneConfig, load_base
+
+    blob, base_config, _ = load_base(base, env)
+    model_config = apply_overrides(base_config, "vqvae", list(overrides))
+    tune = apply_overrides(DecoderTuneConfig(), "decoder", list(overrides))
+    torch.manual_seed(config.seed)  # the discriminator's initial weights are part of the run
+    stage = DecoderStage(
+        env,
+        data,
+        base,
+        model_config,
+        tune,
+        preset,
+        out,
+        runtime.device,
+        workers=config.num_workers,
+        progress=progress,
+    )
+    metrics = train(
+        stage,
+        config,
+        out / "decoder.pt",
+        runtime,
+        resume=resume,
+        log_dir=out / "tb" / "decoder",
+        progress=progress,
+    )
+    if runtime.main:
+        tuned = load_checkpoint(out / "decoder.pt", "decoder", env)
+        save_checkpoint(out / f"{blob['kind']}.pt", swap_decoder(blob, tuned))
+    return metrics
