@@ -51,6 +51,13 @@ def test_shipped_model_plays_50_headless_steps(mode: str) -> None:
     assert summary.steps == 50 and summary.frames >= 51
 
 
+def test_the_dream_trained_agent_loads_like_the_real_one() -> None:
+    from agents.ppo import SHIPPED_AGENTS
+
+    path = SHIPPED_AGENTS / f"{ENV}_dream_ppo.pt"
+    assert load_agent(path, ENV).n_actions == 6
+
+
 def test_the_shipped_agent_loads() -> None:
     path = find_agent(ENV, agents_dir="nowhere")
     assert path is not None and path.parent.name == "assets"
