@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.vqvae import VQVAE, AttentionResidualBlock
+from worldmodel.vqvae import VQVAE
+from worldmodel.vqvae_layers import AttentionResidualBlock
 
 
 @dataclass
