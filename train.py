@@ -88,9 +88,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="world model (agent; default: OUT/worldmodel.pt), or the checkpoint whose decoder "
         "to fine-tune (decoder: worldmodel, prior or vqvae)",
     )
-    agent.add_argument("--agent-steps", type=int, default=50_000, help="PPO env steps")
+    agent.add_argument("--agent-steps", type=int, default=100_000, help="PPO steps per agent")
     agent.add_argument("--agent-envs", type=int, default=16, help="dreams (or games) at once")
-    agent.add_argument("--episodes", type=int, default=50, help="real-game evaluation episodes")
+    agent.add_argument("--episodes", type=int, default=100, help="real episodes scoring each")
+    agent.add_argument(
+        "--temperature",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="dream sampling temperature; several: one dream-trained agent each",
+    )
+    agent.add_argument(
+        "--state-temperature", type=float, help="of the dreamed health (default: --temperature)"
+    )
+    agent.add_argument("--dream-steps", type=int, help="cut dreams after this many steps")
+    agent.add_argument(
+        "--agent-eval-every", type=int, default=10_000, help="steps between real-game scorings"
+    )
+    agent.add_argument(
+        "--exploit-starts", type=int, default=20, help="starts of the dream-vs-real check (0: off)"
+    )
     agent.add_argument(
         "--no-baseline", action="store_true", help="skip the PPO agent trained in the real game"
     )
@@ -112,6 +129,8 @@ def check_args(args: argparse.Namespace, out: Path, data: Path) -> str:
     device = validate.train_args(args, configs, out)
     if args.quickstart:
         validate.writable_dir("--data", data)
+    elif args.stage == "agent" and args.data is None and not data.is_dir():
+        pass  # the dreams start from the real windows shipped in the world model
     else:
         note = load_manifest(data, args.env).split_note(data)
         if note:
@@ -191,7 +210,8 @@ def run_decoder(args: argparse.Namespace, runtime: Runtime, out: Path, data: Pat
 
 
 def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
-    from agents.dream_agent import compare
+    from agents.dream_agent import Experiment, run_experiment
+    from agents.dream_training import DreamConfig, EvalConfig
     from agents.ppo import PPOConfig
 
     checkpoint = args.checkpoint or out / "worldmodel.pt"
@@ -200,20 +220,23 @@ def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
             f"no world model at {checkpoint}; train one first: python train.py "
             f"--env {args.env} --stage all --out {out}"
         )
-    config = PPOConfig(steps=args.agent_steps, n_envs=args.agent_envs)
-    results = compare(
-        checkpoint,
-        data,
+    experiment = Experiment(
         args.env,
-        out / "agents",
-        config,
+        checkpoint,
+        args.data or (data if data.is_dir() else None),  # else the starts shipped in the model
+        PPOConfig(steps=args.agent_steps, n_envs=args.agent_envs),
+        tuple(args.temperature),
+        DreamConfig(state_temperature=args.state_temperature, max_steps=args.dream_steps),
+        EvalConfig(every=args.agent_eval_every),
         args.episodes,
         not args.no_baseline,
-        str(runtime.device),
-        not args.quiet,
+        args.exploit_starts,
     )
-    print((out / "agents" / "agents.md").read_text())
-    return {r.name: r.mean for r in results}
+    results = run_experiment(
+        experiment, out / "agents", args.resume, str(runtime.device), not args.quiet
+    )
+    print((out / "agents" / "results.md").read_text())
+    return {a["name"]: a["return_mean"] for a in results["agents"]}
 
 
 def run_quickstart(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> None:

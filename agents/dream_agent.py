@@ -1,145 +1,281 @@
-"""Agents trained inside the dream, scored in the real game next to two baselines.
+"""Agents trained only in the dream, scored in the real game beside two baselines.
 
-``train_in_dream`` runs PPO on ``VecDreamEnv`` only (it never sees a real frame after the
-start frames). ``compare`` plays it, a PPO agent trained in the real game for the same number
-of steps, and a random policy in real ViZDoom, and reports mean ± std return.
+:func:`run_experiment` trains PPO in the dream at each sampling temperature, PPO in the real
+game for the same number of agent steps with the same settings, and scores both and a random
+policy over the same real episodes (fixed seeds): return and steps survived. For each dream
+agent it then compares dream and real returns from the same real starts (the exploit check,
+with a side-by-side clip), and writes ``results.json``, ``results.md`` and ``results.png``.
+Each training run resumes (``resume=True``) and each finished score is kept, so rerunning the
+same command after an interruption continues where it stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from agents.dream_vec import SB3DreamVecEnv
-from agents.policies import RandomPolicy
-from agents.ppo import PPOConfig, evaluate_returns, load_agent, train_ppo
+from agents.doom_env import FRAME_SKIP
+from agents.dream_exploit import exploit_check
+from agents.dream_training import (
+    EVAL_SEED,
+    AgentRun,
+    DreamConfig,
+    EvalConfig,
+    check_dreamable,
+    dream_venv_factory,
+    real_venv_factory,
+    score_real,
+    train_agent,
+)
+from agents.policies import Policy, RandomPolicy
+from agents.ppo import PPOConfig, load_agent
 from agents.scenarios import get_scenario
-from worldmodel.dream_env import VecDreamEnv
+from worldmodel.dream_env import load_world_model
 
 
 @dataclass
-class AgentResult:
+class Experiment:
+    env: str
+    checkpoint: Path  # the world model to dream in
+    data: Path | None  # dataset the dreams start from (None: the model's shipped starts)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    temperatures: tuple[float, ...] = (1.0,)  # one dream-trained agent per temperature
+    dream: DreamConfig = field(default_factory=DreamConfig)  # its temperature is replaced
+    evals: EvalConfig = field(default_factory=EvalConfig)  # real-game scoring while training
+    episodes: int = 100  # real episodes each final agent is scored over
+    baseline: bool = True  # also train PPO in the real game for as many steps
+    exploit_starts: int = 20  # real starts of the exploit check (0: skip it)
+
+
+@dataclass
+class AgentScore:
+    """One agent's real-game episodes (seeds EVAL_SEED, EVAL_SEED + 1, ...)."""
+
     name: str
-    mean: float
-    std: float
-    episodes: int
+    trained_in: str  # "dream", "real game" or "nothing"
+    temperature: float | None
     train_steps: int
-    train_seconds: float
+    train_minutes: float
+    returns: list[float]
+    steps: list[int]
 
-    def row(self) -> str:
-        return (
-            f"| {self.name} | {self.mean:.1f} ± {self.std:.1f} | {self.episodes} | "
-            f"{self.train_steps} | {self.train_seconds / 60:.1f} |"
-        )
+    def summary(self) -> dict[str, float]:
+        r, s = np.array(self.returns), np.array(self.steps) * FRAME_SKIP
+        return {
+            "return_mean": float(r.mean()),
+            "return_std": float(r.std()),
+            "tics_mean": float(s.mean()),
+            "tics_std": float(s.std()),
+        }
 
 
-def train_in_dream(
-    checkpoint: Path,
-    data: Path,
-    env: str,
-    out: Path,
-    config: PPOConfig,
-    device: str = "cpu",
-    progress: bool = True,
-) -> float:
-    """PPO in ``config.n_envs`` batched dreams for ``config.steps`` steps; returns seconds."""
-    t0 = time.perf_counter()
-    venv = VecDreamEnv(checkpoint, num_envs=config.n_envs, data=data, env=env, device=device)
-    train_ppo(
-        env,
-        out,
-        config,
-        tensorboard_dir=out.parent / "tb",
-        progress_bar=progress,
-        make_vec_env=lambda: SB3DreamVecEnv(venv),
+def run_dir_name(temperature: float) -> str:
+    return f"dream-t{temperature:g}"
+
+
+def _score(
+    path: Path, name: str, policy: Policy, exp: Experiment, meta: dict[str, Any]
+) -> AgentScore:
+    """Score ``policy`` over the experiment's episodes, or reuse ``path`` if it scored the
+    same agent (same training steps) over the same episodes."""
+    key = {"episodes": exp.episodes, "seed": EVAL_SEED, "train_steps": meta["train_steps"]}
+    if path.exists():
+        kept = json.loads(path.read_text())
+        if all(kept.get(k) == v for k, v in key.items()):
+            return AgentScore(**{f.name: kept[f.name] for f in dataclasses.fields(AgentScore)})
+    scores = score_real(policy, exp.env, exp.episodes)
+    result = AgentScore(
+        name,
+        meta["trained_in"],
+        meta.get("temperature"),
+        meta["train_steps"],
+        meta.get("train_seconds", 0.0) / 60,
+        scores.returns.tolist(),
+        scores.steps.tolist(),
     )
-    return time.perf_counter() - t0
+    _write(path, json.dumps({**key, **asdict(result)}, indent=1))
+    return result
 
 
-def train_in_real(env: str, out: Path, config: PPOConfig, progress: bool = True) -> float:
-    t0 = time.perf_counter()
-    train_ppo(env, out, config, tensorboard_dir=out.parent / "tb", progress_bar=progress)
-    return time.perf_counter() - t0
-
-
-def score(name: str, policy, env: str, episodes: int, steps: int, seconds: float) -> AgentResult:
-    returns = evaluate_returns(policy, env, episodes)
-    return AgentResult(
-        name, float(np.mean(returns)), float(np.std(returns)), len(returns), steps, seconds
+def run_experiment(
+    exp: Experiment, out: Path, resume: bool = False, device: str = "cpu", progress: bool = True
+) -> dict[str, Any]:
+    """Train, score and report (see the module docstring); returns what results.json holds."""
+    model = load_world_model(exp.checkpoint, exp.env, device)
+    check_dreamable(model)
+    scores, exploits, curves = [], [], {}
+    for t in exp.temperatures:
+        dream = dataclasses.replace(exp.dream, temperature=t)
+        run = AgentRun(
+            out / run_dir_name(t),
+            exp.env,
+            {
+                "trained_in": "dream",
+                "temperature": t,
+                "world_model": str(exp.checkpoint),
+                "starts": str(exp.data) if exp.data else "shipped in the world model",
+                "dream": asdict(dream),
+            },
+        )
+        venv = dream_venv_factory(model, exp.ppo.n_envs, exp.data, dream)
+        train_agent(run, venv, exp.ppo, exp.evals, resume, progress)
+        agent = load_agent(run.agent_path, exp.env, seed=1)
+        scores.append(
+            _score(run.dir / "score.json", f"PPO in the dream, T={t:g}", agent, exp, agent.meta)
+        )
+        curves[run.dir.name] = run.evals()
+        if exp.exploit_starts:
+            exploits.append(_exploit(run, model, dream, exp))
+    if exp.baseline:
+        run = AgentRun(out / "real", exp.env, {"trained_in": "real game"})
+        train_agent(
+            run, real_venv_factory(exp.env, exp.ppo.n_envs), exp.ppo, exp.evals, resume, progress
+        )
+        agent = load_agent(run.agent_path, exp.env, seed=1)
+        scores.append(
+            _score(run.dir / "score.json", "PPO in the real game", agent, exp, agent.meta)
+        )
+        curves["real"] = run.evals()
+    n_actions = len(get_scenario(exp.env).actions)
+    meta = {"trained_in": "nothing", "train_steps": 0}
+    scores.append(
+        _score(
+            out / "random" / "score.json", "random policy", RandomPolicy(n_actions, 1), exp, meta
+        )
     )
-
-
-def compare(
-    checkpoint: Path,
-    data: Path,
-    env: str,
-    out_dir: Path,
-    config: PPOConfig,
-    episodes: int = 50,
-    baseline: bool = True,
-    device: str = "cpu",
-    progress: bool = True,
-) -> list[AgentResult]:
-    """Train in the dream (and in the real game, same steps), score all in the real game, and
-    write ``out_dir/agents.json`` and ``agents.md``."""
-    dream_path = out_dir / "dream" / "ppo.pt"
-    dream_s = train_in_dream(checkpoint, data, env, dream_path, config, device, progress)
-    results = [
-        score(
-            "PPO trained in the dream",
-            load_agent(dream_path, env, seed=1),
-            env,
-            episodes,
-            config.steps,
-            dream_s,
-        )
-    ]
-    if baseline:
-        real_path = out_dir / "real" / "ppo.pt"
-        real_s = train_in_real(env, real_path, config, progress)
-        results.append(
-            score(
-                "PPO trained in the real game",
-                load_agent(real_path, env, seed=1),
-                env,
-                episodes,
-                config.steps,
-                real_s,
-            )
-        )
-    n_actions = len(get_scenario(env).actions)
-    results.append(score("random policy", RandomPolicy(n_actions, seed=1), env, episodes, 0, 0.0))
-    _write(out_dir, checkpoint, env, config, results)
+    results = {
+        "env": exp.env,
+        "world_model": str(exp.checkpoint),
+        "starts": str(exp.data) if exp.data else "shipped in the world model",
+        "episodes": exp.episodes,
+        "seeds": [EVAL_SEED, EVAL_SEED + exp.episodes - 1],
+        "ppo": asdict(exp.ppo),
+        "dream": asdict(exp.dream),
+        "agents": [{**asdict(s), **s.summary()} for s in scores],
+        "exploit": exploits,
+        "curves": curves,
+    }
+    write_results(out, results)
     return results
 
 
-def _write(
-    out_dir: Path, checkpoint: Path, env: str, config: PPOConfig, results: list[AgentResult]
-) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    blob = {
-        "env": env,
-        "checkpoint": str(checkpoint),
-        "ppo": asdict(config),
-        "results": [asdict(r) for r in results],
-    }
-    table = [
-        "| agent | real-game return (mean ± std) | episodes | train steps | train minutes |",
+def _exploit(run: AgentRun, model: Any, dream: DreamConfig, exp: Experiment) -> dict[str, Any]:
+    path, clip = run.dir / "exploit.json", run.dir / "clip.mp4"
+    train_steps = load_agent(run.agent_path, exp.env).meta["train_steps"]
+    if path.exists():
+        kept = json.loads(path.read_text())
+        if kept["starts"] == exp.exploit_starts and kept["train_steps"] == train_steps:
+            return kept
+    report = exploit_check(
+        model, lambda: load_agent(run.agent_path, exp.env, seed=1), dream, exp.exploit_starts, clip
+    )
+    result = {**report.to_dict(), "train_steps": train_steps, "clip": str(clip)}
+    _write(path, json.dumps(result, indent=1))
+    return result
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """The markdown report: scores, ratios to the baselines, and the exploit check."""
+    agents = results["agents"]
+    lines = [
+        f"# {results['env']}: PPO trained only in the dream, scored in the real game",
+        "",
+        f"World model `{results['world_model']}`, dreams start from {results['starts']}. "
+        f"Every agent plays the same {results['episodes']} real episodes (seeds "
+        f"{results['seeds'][0]}–{results['seeds'][1]}); PPO settings are the same for all.",
+        "",
+        "| agent | agent steps | train minutes | real return | tics survived |",
         "|---|---|---|---|---|",
-        *[r.row() for r in results],
     ]
-    dream, real = results[0], next((r for r in results if "real game" in r.name), None)
-    if real is not None:
-        table.append(f"\nDream-trained / real-trained: {dream.mean / real.mean:.0%}")
-    for name, text in (
-        ("agents.json", json.dumps(blob, indent=1)),
-        ("agents.md", "\n".join(table) + "\n"),
+    for a in agents:
+        lines.append(
+            f"| {a['name']} | {a['train_steps']:,} | {a['train_minutes']:.1f} | "
+            f"{_pm(a['return_mean'], a['return_std'])} | {_pm(a['tics_mean'], a['tics_std'])} |"
+        )
+    random = next(a for a in agents if a["trained_in"] == "nothing")
+    real = next((a for a in agents if a["trained_in"] == "real game"), None)
+    lines.append("")
+    for a in agents:
+        if a["trained_in"] != "dream":
+            continue
+        ratios = [f"{a['return_mean'] / random['return_mean']:.2f}× random"]
+        if real is not None:
+            ratios.append(f"{a['return_mean'] / real['return_mean']:.0%} of the real-trained PPO")
+        lines.append(f"- {a['name']}: return {', '.join(ratios)}.")
+    if results["exploit"]:
+        lines += [
+            "",
+            "Dream vs real return of the same agent from the same real starts (exploit check):",
+            "",
+            "| temperature | starts | dream return | real return | dream > real by > 20% | clip |",
+            "|---|---|---|---|---|---|",
+        ]
+        for e in results["exploit"]:
+            lines.append(
+                f"| {e['temperature']:g} | {e['starts']} | {e['dream_return_mean']:.1f} | "
+                f"{e['real_return_mean']:.1f} | {e['overstated_fraction']:.0%} | "
+                f"`{e['clip']}` |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(results: dict[str, Any], path: Path) -> None:
+    """Mean ± std real return and tics survived per agent, and the real-game return while
+    training against agent steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agents = results["agents"]
+    names = [a["name"].replace("PPO in the ", "") for a in agents]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, key, title in (
+        (axes[0], "return", "real-game return"),
+        (axes[1], "tics", "tics survived"),
     ):
-        tmp = out_dir / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out_dir / name)
+        ax.bar(names, [a[f"{key}_mean"] for a in agents], yerr=[a[f"{key}_std"] for a in agents])
+        ax.set_title(f"{title} ({results['episodes']} episodes)")
+        ax.tick_params(axis="x", rotation=20)
+    for name, points in results["curves"].items():
+        if points:
+            axes[2].plot(
+                [p["steps"] for p in points], [p["return_mean"] for p in points], "o-", label=name
+            )
+    axes[2].axhline(
+        next(a for a in agents if a["trained_in"] == "nothing")["return_mean"],
+        color="grey",
+        ls="--",
+        label="random",
+    )
+    axes[2].set(title="real-game return while training", xlabel="agent steps")
+    axes[2].legend()
+    fig.suptitle(f"{results['env']}: trained in the dream vs in the real game")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    _write(out / "results.json", json.dumps(results, indent=1))
+    _write(out / "results.md", results_table(results))
+    plot_results(results, out / "results.png")

@@ -187,6 +187,12 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
             fits_in_memory("--batch-size", configs[stage].batch_size, each, "its clips", dev)
     for flag in ("--agent-steps", "--agent-envs", "--episodes"):
         at_least(flag, getattr(args, flag[2:].replace("-", "_")), 1)
+    for temperature in args.temperature:
+        between("--temperature", temperature, 0, 3)
+    between("--state-temperature", args.state_temperature, 0, 3)
+    at_least("--dream-steps", args.dream_steps, 1)
+    at_least("--agent-eval-every", args.agent_eval_every, 0)
+    at_least("--exploit-starts", args.exploit_starts, 0)
     if args.stage == "agent":
         fits_in_memory("--agent-envs", args.agent_envs, GAME_BYTES, "the games")
     existing_file("--i3d", args.i3d, I3D_HINT)
