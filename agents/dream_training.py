@@ -36,9 +36,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, Ve
 from agents.doom_env import make_env
 from agents.dream_vec import SB3DreamVecEnv
 from agents.policies import AgentPolicy, Policy
-from agents.ppo import PPOConfig, save_agent
+from agents.ppo import PPOConfig, ProgressLines, save_agent
 from worldmodel.cli import UserError
 from worldmodel.dream_env import VecDreamEnv
+from worldmodel.progress import to_terminal
 from worldmodel.sampling import SamplingConfig
 from worldmodel.world_model import WorldModel
 
@@ -352,13 +353,16 @@ def train_agent(
         rms.mean, rms.var, rms.count = (np.float64(saved[k]) for k in ("mean", "var", "count"))
     seconds = state["meta"].get("train_seconds", 0.0) if state else 0.0
     callback = _Checkpoints(run, evals or EvalConfig(), done, seconds)
+    callbacks: list[BaseCallback] = [callback]
+    if progress and not to_terminal():  # rich's bar shows nothing in a log file
+        callbacks.append(ProgressLines(config.steps - done))
     try:
         model.learn(
             total_timesteps=config.steps - done,
-            callback=callback,
+            callback=callbacks,
             tb_log_name=run.dir.name,
             reset_num_timesteps=state is None,
-            progress_bar=progress,
+            progress_bar=progress and to_terminal(),
         )
         callback.checkpoint()
     finally:

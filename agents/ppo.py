@@ -159,7 +159,7 @@ def evaluate_returns(
     return np.array(returns)
 
 
-class _ProgressLines(BaseCallback):
+class ProgressLines(BaseCallback):
     """SB3's progress bar (rich) shows nothing in a log file: plain lines there instead."""
 
     def __init__(self, total: int) -> None:
@@ -223,7 +223,7 @@ def train_ppo(
     if snapshots:
         callbacks.append(_Snapshots(env_name, out, sorted(snapshots), config))
     if progress_bar and not to_terminal():
-        callbacks.append(_ProgressLines(config.steps))
+        callbacks.append(ProgressLines(config.steps))
     try:
         model.learn(
             total_timesteps=config.steps,

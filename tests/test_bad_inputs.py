@@ -64,6 +64,8 @@ CASES = [
     ("train", "--device tpu", 2, "--device must be one of auto, cpu, cuda"),
     pytest.param("train", "--device cuda", 2, "no CUDA GPU", marks=NO_CUDA),
     ("train", "--set bogus.x=1", 2, "the section must be vqvae or prior"),
+    ("train", "--set decoder.adv_weight=2", 2, "the section must be vqvae or prior"),
+    ("train", "--stage decoder --set prior.x=1", 2, "the section must be vqvae or decoder"),
     ("train", "--set prior.nope=1", 2, "prior has no field 'nope'"),
     ("train", "--set vqvae.hidden=many", 2, "--set vqvae.hidden=many"),
     ("train", "--env battle", 2, "unknown env 'battle'"),

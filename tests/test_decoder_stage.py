@@ -114,3 +114,22 @@ def test_swap_refuses_a_decoder_of_other_codes(base: Path, tmp_path: Path):
         WorldModel.load(tmp_path / "same.pt").tokenizer.config
         == WorldModel.load(base).tokenizer.config
     )
+
+
+def test_train_cli_passes_decoder_settings_to_the_decoder_stage(
+    hg_dataset: Path, base: Path, tmp_path: Path
+):
+    """``--set decoder.X=...`` reaches the stage from the command line (and only there)."""
+    import train
+
+    out = tmp_path / "cli"
+    args = ["--env", "health_gathering", "--stage", "decoder", "--preset", "tiny",
+            "--checkpoint", str(base), "--data", str(hg_dataset), "--out", str(out),
+            "--steps", "2", "--threads", "1", "--quiet", "--set", "decoder.adv_weight=2",
+            "--set", "decoder.gan_start=0"]  # fmt: skip
+    train.main(args)
+    tune = load_checkpoint(out / "decoder.pt", "decoder", "health_gathering")["tune_config"]
+    assert tune["adv_weight"] == 2 and tune["gan_start"] == 0
+    with pytest.raises(SystemExit) as refused:
+        train.main([*args[:3], "prior", *args[4:]])
+    assert refused.value.code == 2

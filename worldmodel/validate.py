@@ -178,8 +178,9 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
     # every override now (both sections are applied here), not when the prior starts after an
     # hour of tokenizer training
     for item in args.overrides:
-        if "=" in item and item.partition(".")[0] not in ("vqvae", "prior"):
-            raise UserError(f"--set {item}: the section must be vqvae or prior")
+        sections = ("vqvae", "decoder") if args.stage == "decoder" else ("vqvae", "prior")
+        if "=" in item and item.partition(".")[0] not in sections:
+            raise UserError(f"--set {item}: the section must be {' or '.join(sections)}")
     for stage in ("vqvae", "prior"):
         each = clip_bytes(stage, args.preset, args.overrides)
         if stage in configs:
