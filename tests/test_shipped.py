@@ -55,7 +55,11 @@ def test_the_dream_trained_agent_loads_like_the_real_one() -> None:
     from agents.ppo import SHIPPED_AGENTS
 
     path = SHIPPED_AGENTS / f"{ENV}_dream_ppo.pt"
-    assert load_agent(path, ENV).n_actions == 6
+    agent = load_agent(path, ENV)
+    assert agent.n_actions == 6 and agent.meta["trained_in"] == "dream"
+    # it ships with its real-game score over 100 episodes and the dream-vs-real check
+    assert agent.meta["score"]["episodes"] == 100 and agent.meta["score"]["return_mean"] > 0
+    assert agent.meta["exploit"]["starts"] > 0
 
 
 def test_the_shipped_agent_loads() -> None:

@@ -14,6 +14,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from agents.ppo import SHIPPED_AGENTS, AgentError, load_agent, save_agent
 from agents.scenarios import UnknownEnvError, get_scenario
 from worldmodel.cli import fail
@@ -28,6 +30,13 @@ def ship(run: Path, env: str, out: Path) -> dict:
         if path.exists():
             kept = json.loads(path.read_text())
             meta[name] = {k: v for k, v in kept.items() if not isinstance(v, list)}
+            if name == "score":  # the per-episode lists stay in the run; their summary ships
+                returns, steps = np.array(kept["returns"]), np.array(kept["steps"])
+                meta[name].update(
+                    return_mean=float(returns.mean()),
+                    return_std=float(returns.std()),
+                    steps_mean=float(steps.mean()),
+                )
     meta["shipped_from"] = str(run)
     save_agent(out, env, agent.policy, meta)
     return meta
