@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
 from agents.doom_env import make_env
 from agents.dream_vec import SB3DreamVecEnv
 from agents.policies import AgentPolicy, Policy
-from agents.ppo import PPOConfig, ProgressLines, save_agent
+from agents.ppo import PPOConfig, ProgressLines, build_ppo, save_agent
 from worldmodel.cli import UserError
 from worldmodel.dream_env import VecDreamEnv
 from worldmodel.progress import to_terminal
@@ -196,28 +196,6 @@ def real_venv_factory(env_name: str, n_envs: int) -> Callable[[], VecEnv]:
     return lambda: DummyVecEnv([one] * n_envs)
 
 
-def build_ppo(venv: VecEnv, config: PPOConfig, tensorboard: Path | None, seed: int) -> PPO:
-    """The project's PPO (as :func:`agents.ppo.train_ppo` sets it up) on ``venv``; rewards are
-    normalised for training only, so the saved policy acts on raw frames."""
-    norm = VecNormalize(VecMonitor(venv), norm_obs=False, norm_reward=True, gamma=config.gamma)
-    return PPO(
-        "CnnPolicy",
-        norm,
-        n_steps=config.n_steps,
-        batch_size=config.batch_size,
-        n_epochs=config.n_epochs,
-        learning_rate=config.learning_rate,
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-        clip_range=config.clip_range,
-        ent_coef=config.ent_coef,
-        seed=seed,
-        tensorboard_log=str(tensorboard) if tensorboard else None,
-        device="auto",
-        verbose=0,
-    )
-
-
 def save_state(path: Path, model: PPO, env_name: str, meta: dict[str, Any]) -> None:
     """Atomically write everything a resumed run needs (tensors and plain values only)."""
     rms = model.get_env().ret_rms  # the VecNormalize around the training env
@@ -344,7 +322,7 @@ def train_agent(
     run.dir.mkdir(parents=True, exist_ok=True)
     run.meta = {**run.meta, "ppo": asdict(config)}
     # A resumed run draws new starts and actions rather than replaying the first ones.
-    model = build_ppo(make_venv(), config, run.dir.parent / "tb", config.seed + done)
+    model = build_ppo(VecMonitor(make_venv()), config, run.dir.parent / "tb", config.seed + done)
     if state is not None:
         model.policy.load_state_dict(state["policy"])
         model.policy.optimizer.load_state_dict(state["optimizer"])

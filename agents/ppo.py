@@ -18,7 +18,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from agents.doom_env import make_env
 from agents.policies import AgentPolicy, Policy
@@ -177,6 +177,28 @@ class ProgressLines(BaseCallback):
         self.lines.close()
 
 
+def build_ppo(venv: VecEnv, config: PPOConfig, tensorboard: Path | None, seed: int) -> PPO:
+    """The project's PPO on ``venv``; rewards are normalised for training only
+    (``VecNormalize``), so the saved policy acts on raw frames."""
+    norm = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=config.gamma)
+    return PPO(
+        "CnnPolicy",
+        norm,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        learning_rate=config.learning_rate,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_range=config.clip_range,
+        ent_coef=config.ent_coef,
+        seed=seed,
+        tensorboard_log=str(tensorboard) if tensorboard else None,
+        device="auto",
+        verbose=0,
+    )
+
+
 def train_ppo(
     env_name: str,
     out: Path,
@@ -202,23 +224,7 @@ def train_ppo(
         )
     else:
         venv = make_vec_env()
-    venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=config.gamma)
-    model = PPO(
-        "CnnPolicy",
-        venv,
-        n_steps=config.n_steps,
-        batch_size=config.batch_size,
-        n_epochs=config.n_epochs,
-        learning_rate=config.learning_rate,
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-        clip_range=config.clip_range,
-        ent_coef=config.ent_coef,
-        seed=config.seed,
-        tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
-        device="auto",
-        verbose=0,
-    )
+    model = build_ppo(venv, config, tensorboard_dir, config.seed)
     callbacks: list[BaseCallback] = []
     if snapshots:
         callbacks.append(_Snapshots(env_name, out, sorted(snapshots), config))

@@ -19,6 +19,21 @@ def action_log_path(video: Path) -> Path:
     return video.with_name(video.stem + ".actions.json")
 
 
+def mp4_writer(path: Path, fps: float) -> Any:
+    """An imageio writer of H.264 MP4 frames ((H, W, 3) uint8, any size: no macro-block
+    padding); ``append_data`` each frame, then ``close``."""
+    import imageio.v2 as imageio
+
+    return imageio.get_writer(
+        str(path),
+        fps=fps,
+        codec="libx264",
+        quality=8,
+        macro_block_size=1,
+        ffmpeg_log_level="error",
+    )
+
+
 class Recorder:
     def __init__(self, path: Path, fps: float, header: dict[str, Any]) -> None:
         if path.suffix.lower() not in (".mp4", ".gif"):
@@ -30,16 +45,7 @@ class Recorder:
         self._gif: list[np.ndarray] = []
         self._writer = None
         if path.suffix.lower() == ".mp4":
-            import imageio.v2 as imageio
-
-            self._writer = imageio.get_writer(
-                str(path),
-                fps=fps,
-                codec="libx264",
-                quality=8,
-                macro_block_size=1,
-                ffmpeg_log_level="error",
-            )
+            self._writer = mp4_writer(path, fps)
 
     def frame(self, pixels: np.ndarray) -> None:
         """Add one shown frame, (H, W, 3) uint8."""
