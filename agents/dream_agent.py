@@ -266,6 +266,7 @@ def plot_results(results: dict[str, Any], path: Path) -> None:
         label="random",
     )
     axes[2].set(title="real-game return while training", xlabel="agent steps")
+    axes[2].xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")
     axes[2].legend()
     fig.suptitle(f"{results['env']}: trained in the dream vs in the real game")
     fig.tight_layout()
