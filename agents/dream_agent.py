@@ -119,7 +119,7 @@ def run_experiment(
                 "trained_in": "dream",
                 "temperature": t,
                 "world_model": str(exp.checkpoint),
-                "starts": str(exp.data) if exp.data else "shipped in the world model",
+                "starts": str(exp.data) if exp.data else "the real windows shipped in the world model",
                 "dream": asdict(dream),
             },
         )
@@ -152,7 +152,7 @@ def run_experiment(
     results = {
         "env": exp.env,
         "world_model": str(exp.checkpoint),
-        "starts": str(exp.data) if exp.data else "shipped in the world model",
+        "starts": str(exp.data) if exp.data else "the real windows shipped in the world model",
         "episodes": exp.episodes,
         "seeds": [EVAL_SEED, EVAL_SEED + exp.episodes - 1],
         "ppo": asdict(exp.ppo),
