@@ -19,8 +19,9 @@ from agents.behaviours import STYLES, HumanLikePolicy, MixturePolicy
 from agents.collect_worker import WorkerGroup
 from agents.doom_env import FRAME_SKIP, RESOLUTION, make_env
 from agents.policies import Policy, RandomPolicy, StickyExploration
-from agents.ppo import PPOConfig, default_agent_path, evaluate_returns, load_agent, train_ppo
+from agents.ppo import PPOConfig, default_agent_path, load_agent, train_ppo
 from agents.scenarios import get_scenario
+from agents.scoring import score_real
 from worldmodel.data import (
     MANIFEST,
     CorruptEpisodeError,
@@ -208,10 +209,9 @@ def named_policy(
             config.env, path, agent, tensorboard_dir=path.parent / "tb", progress_bar=progress
         )
         if report_episodes > 0:
-            agent_r = evaluate_returns(load_agent(path, config.env), config.env, report_episodes)
-            random_r = evaluate_returns(
-                RandomPolicy(n_actions, seed=1), config.env, report_episodes
-            )
+            trained = load_agent(path, config.env)
+            agent_r = score_real(trained, config.env, report_episodes).returns
+            random_r = score_real(RandomPolicy(n_actions, 1), config.env, report_episodes).returns
             print(
                 f"agent return {agent_r.mean():.0f} ± {agent_r.std():.0f} vs random "
                 f"{random_r.mean():.0f} ± {random_r.std():.0f} ({report_episodes} episodes each)"

@@ -23,20 +23,21 @@ import numpy as np
 from agents.doom_env import FRAME_SKIP
 from agents.dream_exploit import exploit_check
 from agents.dream_training import (
-    EVAL_SEED,
     AgentRun,
     DreamConfig,
     EvalConfig,
     check_dreamable,
     dream_venv_factory,
     real_venv_factory,
-    score_real,
     train_agent,
 )
 from agents.policies import Policy, RandomPolicy
 from agents.ppo import PPOConfig, load_agent
 from agents.scenarios import get_scenario
+from agents.scoring import EVAL_SEED, score_real
 from worldmodel.dream_env import load_world_model
+
+SHIPPED_STARTS = "the real windows shipped in the world model"
 
 
 @dataclass
@@ -119,7 +120,7 @@ def run_experiment(
                 "trained_in": "dream",
                 "temperature": t,
                 "world_model": str(exp.checkpoint),
-                "starts": str(exp.data) if exp.data else "the real windows shipped in the world model",
+                "starts": str(exp.data) if exp.data else SHIPPED_STARTS,
                 "dream": asdict(dream),
             },
         )
@@ -152,7 +153,7 @@ def run_experiment(
     results = {
         "env": exp.env,
         "world_model": str(exp.checkpoint),
-        "starts": str(exp.data) if exp.data else "the real windows shipped in the world model",
+        "starts": str(exp.data) if exp.data else SHIPPED_STARTS,
         "episodes": exp.episodes,
         "seeds": [EVAL_SEED, EVAL_SEED + exp.episodes - 1],
         "ppo": asdict(exp.ppo),

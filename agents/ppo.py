@@ -21,7 +21,7 @@ from stable_baselines3.common.policies import ActorCriticCnnPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from agents.doom_env import make_env
-from agents.policies import AgentPolicy, Policy
+from agents.policies import AgentPolicy
 from agents.scenarios import get_scenario
 from worldmodel.progress import LineProgress, to_terminal
 
@@ -121,42 +121,6 @@ def load_agent(
     except RuntimeError as e:
         raise AgentError(f"{path} does not fit the policy network ({e})") from None
     return AgentPolicy(policy, deterministic=deterministic, seed=seed, meta=blob.get("meta", {}))
-
-
-def evaluate_returns(
-    policy: Policy, env_name: str, episodes: int, seed: int = 10_000, n_envs: int = 8
-) -> np.ndarray:
-    """Undiscounted returns of ``episodes`` episodes, run ``n_envs`` at a time."""
-    envs = [make_env(env_name) for _ in range(min(n_envs, episodes))]
-    returns: list[float] = []
-    started = 0
-    obs = np.zeros((len(envs), 64, 64, 3), dtype=np.uint8)
-    running = np.zeros(len(envs))
-    active = np.zeros(len(envs), dtype=bool)
-    for i, env in enumerate(envs):
-        obs[i], _ = env.reset(seed=seed + started)
-        started += 1
-        active[i] = True
-    try:
-        while active.any():
-            actions = policy.act(obs)
-            for i, env in enumerate(envs):
-                if not active[i]:
-                    continue
-                obs[i], r, term, trunc, _ = env.step(int(actions[i]))
-                running[i] += r
-                if term or trunc:
-                    returns.append(running[i])
-                    running[i] = 0.0
-                    if started < episodes:
-                        obs[i], _ = env.reset(seed=seed + started)
-                        started += 1
-                    else:
-                        active[i] = False
-    finally:
-        for env in envs:
-            env.close()
-    return np.array(returns)
 
 
 class ProgressLines(BaseCallback):

@@ -23,13 +23,12 @@ from agents.dream_training import (
     EvalConfig,
     check_dreamable,
     dream_venv_factory,
-    episode_cap,
     load_state,
-    play_real,
     train_agent,
 )
 from agents.policies import RandomPolicy
 from agents.ppo import AgentError, PPOConfig, load_agent
+from agents.scoring import episode_cap, play_real
 from tests.conftest import (
     ROOT,
     save_frame_world_model,
