@@ -1,8 +1,9 @@
 """The dream against the real game, from the same real starts under the same keys
 (measures in :mod:`agents.dream_checks`):
 
-- action following (both priors): hold each of turn_left, turn_right, forward and noop for a
-  few steps; does the picture turn the right way and as far, zoom when walking, stay still?
+- action following (both priors): hold each of turn_left, turn_right, move_left, move_right,
+  forward and noop (those the scenario has) for a few steps; does the picture turn or slide
+  the right way and as far, zoom when walking, stay still?
 - standing still (models with game state): hold noop until death; does the dream die when
   the real player does?
 - random play (game state): uniformly random actions until the episode ends; mean lengths.
@@ -38,7 +39,8 @@ from agents.dream_checks import (
 from worldmodel.sampling import SamplingConfig
 from worldmodel.world_model import WorldModel
 
-HELD = ("turn_left", "turn_right", "forward", "noop")
+# the ones a scenario has are held (take_cover: strafing and noop only)
+HELD = ("turn_left", "turn_right", "move_left", "move_right", "forward", "noop")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -116,7 +118,7 @@ def follow(
     """Hold each of :data:`HELD` for ``hold`` steps in the dream and the real game."""
     moves: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     first = np.stack([s.frames[-1] for s in starts])
-    for name in HELD:
+    for name in (a for a in HELD if a in model.action_names):
         actions = np.full((len(starts), hold), model.action_names.index(name))
         dream = dream_rollout(model, starts, actions, sampling, seed, stop_on_death=False)
         real = real_rollout(model.env, starts, actions)

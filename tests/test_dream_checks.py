@@ -97,6 +97,17 @@ def test_following_stats_count_the_right_way_and_the_ratios() -> None:
     assert stats["noop"]["change_ratio"] == 2.0
 
 
+def test_following_stats_score_sidesteps_like_turns() -> None:
+    # take_cover has no turns: stepping left slides the picture right, as turning left does
+    moves = _moves([10, 5, -5, 0], [20, 20, 20, 20])
+    sidesteps = {"move_left": moves["turn_left"], "move_right": moves["turn_right"]}
+    stats = following_stats({**sidesteps, "noop": moves["noop"]})
+    assert "turn_left" not in stats and "forward" not in stats
+    assert stats["move_left"]["dream_right_way"] == 0.5
+    assert stats["move_right"]["real_right_way"] == 1.0
+    assert stats["move_right"]["shift_ratio"] == pytest.approx(2.5 / 20)
+
+
 def test_standing_still_stats_on_a_known_case() -> None:
     real = np.array([99, 49, 9, 9, -1])  # the last start never died in the real game
     dream = np.array([99, 60, -1, 40, 3])  # on time, late, never, past 3x real (41 > 30)

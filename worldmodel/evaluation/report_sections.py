@@ -110,12 +110,12 @@ def summary(m: dict[str, Any]) -> str:
         )
     rg = m.get("real_game", {})
     fo = rg.get("following", {})
-    for turn in ("turn_left", "turn_right"):
+    for turn in ("turn_left", "turn_right", "move_left", "move_right"):
         if turn in fo:
             t = fo[turn]
             rows.append(
                 [
-                    f"{turn}: turns the right way / shift ratio",
+                    f"{turn}: moves the picture the right way / shift ratio",
                     f"{pct(t['dream_right_way'])} / {t['shift_ratio']:.2f}",
                     f"real {pct(t['real_right_way'])} / 1",
                 ]
