@@ -14,19 +14,22 @@ from worldmodel.config import VQVAEConfig, from_dict, to_dict
 from worldmodel.world_model import ASSETS, WorldModel, shipped_checkpoint
 
 ENV = "health_gathering"
+SHIPPED_ENVS = ("health_gathering", "take_cover")
 
 
-def test_a_model_ships_for_the_default_env() -> None:
-    assert shipped_checkpoint(ENV) is not None
+def test_models_ship_for_health_gathering_and_take_cover() -> None:
+    for env in SHIPPED_ENVS:
+        assert shipped_checkpoint(env) is not None
+        assert (ASSETS / f"{env}.pt").stat().st_size <= 25 * 2**20
     assert shipped_checkpoint("basic") is None
-    assert (ASSETS / f"{ENV}.pt").stat().st_size <= 25 * 2**20
 
 
-def test_shipped_model_matches_its_card() -> None:
-    path = shipped_checkpoint(ENV)
-    card = json.loads((ASSETS / f"{ENV}.json").read_text())
+@pytest.mark.parametrize("env", SHIPPED_ENVS)
+def test_shipped_model_matches_its_card(env: str) -> None:
+    path = shipped_checkpoint(env)
+    card = json.loads((ASSETS / f"{env}.json").read_text())
     assert hashlib.sha256(path.read_bytes()).hexdigest() == card["sha256"]
-    model = WorldModel.load(path, ENV)
+    model = WorldModel.load(path, env)
     # fields added since the card was written take their defaults (the same behaviour)
     assert model.tokenizer.config == from_dict(VQVAEConfig, card["tokenizer_config"])
     prior = json.loads(json.dumps(to_dict(model.prior.config)))  # tuples as the card's lists
@@ -35,10 +38,13 @@ def test_shipped_model_matches_its_card() -> None:
     assert model.tokenizer.config.causal  # play streams frames
 
 
-@pytest.mark.parametrize("mode", ["dream", "side-by-side"])
-def test_shipped_model_plays_50_headless_steps(mode: str) -> None:
-    model = WorldModel.load(shipped_checkpoint(ENV), ENV)
-    session = PlaySession(ENV, mode, model, seed=3)
+@pytest.mark.parametrize(
+    ("env", "mode"),
+    [(ENV, "dream"), (ENV, "side-by-side"), ("take_cover", "dream")],
+)
+def test_shipped_model_plays_50_headless_steps(env: str, mode: str) -> None:
+    model = WorldModel.load(shipped_checkpoint(env), env)
+    session = PlaySession(env, mode, model, seed=3)
     names = list(session.scenario.action_names)
     try:
         summary = run(
@@ -51,12 +57,13 @@ def test_shipped_model_plays_50_headless_steps(mode: str) -> None:
     assert summary.steps == 50 and summary.frames >= 51
 
 
-def test_the_dream_trained_agent_loads_like_the_real_one() -> None:
+@pytest.mark.parametrize(("env", "n_actions"), [(ENV, 6), ("take_cover", 3)])
+def test_the_dream_trained_agents_load_like_the_real_one(env: str, n_actions: int) -> None:
     from agents.ppo import SHIPPED_AGENTS
 
-    path = SHIPPED_AGENTS / f"{ENV}_dream_ppo.pt"
-    agent = load_agent(path, ENV)
-    assert agent.n_actions == 6 and agent.meta["trained_in"] == "dream"
+    path = SHIPPED_AGENTS / f"{env}_dream_ppo.pt"
+    agent = load_agent(path, env)
+    assert agent.n_actions == n_actions and agent.meta["trained_in"] == "dream"
     # it ships with its real-game score over 100 episodes and the dream-vs-real check
     assert agent.meta["score"]["episodes"] == 100 and agent.meta["score"]["return_mean"] > 0
     assert agent.meta["exploit"]["starts"] > 0
@@ -66,3 +73,10 @@ def test_the_shipped_agent_loads() -> None:
     path = find_agent(ENV, agents_dir="nowhere")
     assert path is not None and path.parent.name == "assets"
     assert load_agent(path, ENV).n_actions == 6
+
+
+def test_take_cover_plays_with_its_dream_trained_agent_on_tab() -> None:
+    # take_cover ships no real-trained agent: TAB hands control to the dream-trained one
+    path = find_agent("take_cover", agents_dir="nowhere")
+    assert path is not None and path.name == "take_cover_dream_ppo.pt"
+    assert load_agent(path, "take_cover").n_actions == 3
