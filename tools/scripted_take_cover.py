@@ -1,0 +1,59 @@
+"""Blind scripted policies in the real take_cover game: how far sweeping alone gets.
+
+    python tools/scripted_take_cover.py --episodes 20
+
+Plays noop, holding left, and alternating left/right every N steps over the real-game seeds of
+every agent score (agents.scoring), capped like them at 2,100 tics, and prints tics survived.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from agents.doom_env import make_env
+from agents.scoring import EVAL_SEED, episode_cap, play_real
+
+ENV = "take_cover"  # actions: noop, move_left, move_right
+
+
+class Hold:
+    def __init__(self, action: int) -> None:
+        self.action = action
+
+    def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        return np.full(len(obs), self.action)
+
+
+class Sweep:
+    """move_left for ``every`` steps, then move_right as long, and so on (all games in step)."""
+
+    def __init__(self, every: int) -> None:
+        self.every, self.t = every, 0
+
+    def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        self.t += 1
+        return np.full(len(obs), 1 + (self.t // self.every) % 2)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--sweeps", type=int, nargs="*", default=[4, 10, 20, 30])
+    args = p.parse_args()
+    seeds = list(range(EVAL_SEED, EVAL_SEED + args.episodes))
+    cap = episode_cap(ENV)
+    env = make_env(ENV)
+    skip = env.frame_skip
+    env.close()
+    policies = {"noop": Hold(0), "hold left": Hold(1)}
+    policies |= {f"alternate every {n}": Sweep(n) for n in args.sweeps}
+    for name, policy in policies.items():
+        scores, _ = play_real(policy, ENV, seeds, cap=cap, n_envs=2)
+        tics = scores.steps * skip
+        print(f"{name}: {tics.mean():.1f} ± {tics.std():.1f} tics survived", flush=True)
+
+
+if __name__ == "__main__":
+    main()
