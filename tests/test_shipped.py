@@ -75,8 +75,12 @@ def test_the_shipped_agent_loads() -> None:
     assert load_agent(path, ENV).n_actions == 6
 
 
-def test_take_cover_plays_with_its_dream_trained_agent_on_tab() -> None:
-    # take_cover ships no real-trained agent: TAB hands control to the dream-trained one
+def test_tab_falls_back_to_a_shipped_dream_trained_agent(tmp_path, monkeypatch) -> None:
+    import agents.ppo as ppo
+
+    assert find_agent("take_cover", agents_dir="nowhere").name == "take_cover_ppo.pt"
+    (tmp_path / "take_cover_dream_ppo.pt").write_bytes(b"")  # only a dream-trained one ships
+    monkeypatch.setattr(ppo, "SHIPPED_AGENTS", tmp_path)
     path = find_agent("take_cover", agents_dir="nowhere")
-    assert path is not None and path.name == "take_cover_dream_ppo.pt"
-    assert load_agent(path, "take_cover").n_actions == 3
+    assert path == tmp_path / "take_cover_dream_ppo.pt"
+    assert find_agent("basic", agents_dir="nowhere") is None
