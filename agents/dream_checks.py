@@ -218,13 +218,12 @@ def _mean(x: np.ndarray) -> float:
 
 def following_stats(moves: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, dict]:
     """Summaries of :func:`motion` per held action (``moves[action][world]``, world ``dream`` or
-    ``real``, from the same starts): for each turn or sidestep, the share of rollouts whose picture moved
-    the right way (turning left moves it right) and the dream/real ratio of the mean total
-    shift; the share of starts where forward zooms in more than noop; noop's change per step."""
+    ``real``, from the same starts): for each turn or sidestep, the share of rollouts whose
+    picture moved the right way (turning or stepping left moves it right) and the dream/real
+    ratio of the mean total shift; the share of starts where forward zooms in more than noop;
+    noop's change per step."""
     out: dict[str, dict] = {}
-    # turning or stepping left moves the picture right
-    sideways = (("turn_left", 1), ("turn_right", -1), ("move_left", 1), ("move_right", -1))
-    for name, sign in sideways:
+    for name, sign in (("turn_left", 1), ("turn_right", -1), ("move_left", 1), ("move_right", -1)):
         if name not in moves:
             continue
         shift = {w: moves[name][w]["shift"] for w in ("dream", "real")}

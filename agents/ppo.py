@@ -58,8 +58,8 @@ def default_agent_path(env_name: str, agents_dir: Path | str = DEFAULT_AGENTS_DI
 
 
 def find_agent(env_name: str, agents_dir: Path | str = DEFAULT_AGENTS_DIR) -> Path | None:
-    """The env's trained agent: one trained here first, else the one shipped (trained in the real
-    game, else in the dream: take_cover ships only its dream-trained agent), else None."""
+    """The env's trained agent: one trained here first, else the shipped one trained in the real
+    game, else the shipped one trained in the dream, else None."""
     candidates = (
         default_agent_path(env_name, agents_dir),
         SHIPPED_AGENTS / f"{env_name}_ppo.pt",
