@@ -101,6 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     agent.add_argument(
         "--state-temperature", type=float, help="of the dreamed health (default: --temperature)"
     )
+    agent.add_argument(
+        "--state-change-odds",
+        type=float,
+        default=1.0,
+        help="multiply the odds of a dreamed hit or death (> 1: a harder dream)",
+    )
     agent.add_argument("--dream-steps", type=int, help="cut dreams after this many steps")
     agent.add_argument(
         "--agent-eval-every", type=int, default=10_000, help="steps between real-game scorings"
@@ -226,7 +232,11 @@ def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
         args.data or (data if data.is_dir() else None),  # else the starts shipped in the model
         PPOConfig(steps=args.agent_steps, n_envs=args.agent_envs),
         tuple(args.temperature),
-        DreamConfig(state_temperature=args.state_temperature, max_steps=args.dream_steps),
+        DreamConfig(
+            state_temperature=args.state_temperature,
+            max_steps=args.dream_steps,
+            state_change_odds=args.state_change_odds,
+        ),
         EvalConfig(every=args.agent_eval_every),
         args.episodes,
         not args.no_baseline,

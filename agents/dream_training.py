@@ -54,10 +54,14 @@ class DreamConfig:
     temperature: float = 1.0  # of the frame codes: < 1 steadier, easier dreams; > 1 wilder
     state_temperature: float | None = None  # of the game-variable tokens (None: as the codes)
     max_steps: int | None = None  # cut each dream after this many steps (None: the timeout)
+    # > 1: hits and deaths come more often, where the model expects them (see SamplingConfig)
+    state_change_odds: float = 1.0
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(
-            temperature=self.temperature, state_temperature=self.state_temperature
+            temperature=self.temperature,
+            state_temperature=self.state_temperature,
+            state_change_odds=self.state_change_odds,
         )
 
 

@@ -237,3 +237,24 @@ def test_copy_unchanged_keeps_pixels_only_where_codes_and_neighbours_stayed() ->
     np.testing.assert_array_equal(out[redrawn], 200)
     np.testing.assert_array_equal(out[~redrawn], 7)
     np.testing.assert_array_equal(dreamer.shown[0, :, :, 0], out)
+
+
+def test_state_change_odds_scale_the_odds_of_a_change_and_keep_which_change() -> None:
+    """Bins: the current one 0.9, bin 10 0.075, bin 20 0.025. Odds of 9 make a change as likely
+    as none (0.1 / 0.9 * 9 = 1), and keep bin 10 three times as likely as bin 20."""
+    tok, prior = tiny()
+    probs = torch.full((8, GAME.vocab[0]), 1e-12)
+    probs[:, 50], probs[:, 10], probs[:, 20] = 0.9, 0.075, 0.025
+    logits = probs.log()
+
+    def draws(sampling: SamplingConfig) -> np.ndarray:
+        dreamer = FrameDreamer(tok, prior, GAME, 8, sampling, torch.Generator().manual_seed(0))
+        dreamer.state[:] = 50
+        return torch.cat([dreamer._sample_state(logits, 0) for _ in range(500)]).numpy()
+
+    plain, boosted = draws(SamplingConfig()), draws(SamplingConfig(state_change_odds=9.0))
+    assert abs(np.mean(plain != 50) - 0.1) < 0.02
+    assert abs(np.mean(boosted != 50) - 0.5) < 0.03
+    assert 2.4 < np.sum(boosted == 10) / np.sum(boosted == 20) < 3.7
+    greedy = draws(SamplingConfig(temperature=0, state_change_odds=20.0))
+    assert (greedy == 10).all()  # 0.075 * 20 > 0.9

@@ -8,6 +8,7 @@ scenario's rules give for them and whether the player died.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -241,11 +242,8 @@ class FrameDreamer:
         code_logits, state_logits = p.logits(hidden)
         new = sample_logits(code_logits.reshape(-1, c.n_codes), self.sampling, self.generator)
         step_codes = new.view(self.batch, 1, c.height, c.width)
-        state_sampling = self.sampling
-        if self.sampling.state_temperature is not None:
-            state_sampling = SamplingConfig(temperature=self.sampling.state_temperature)
         for v, logits in enumerate(state_logits):
-            self.state[:, v] = sample_logits(logits[:, 0], state_sampling, self.generator)
+            self.state[:, v] = self._sample_state(logits[:, 0], v)
         previous = self.codes[:, -1]
         self.codes = torch.cat([self.codes, step_codes], 1)[:, -self.history :]
         t1 = time.perf_counter()
@@ -264,6 +262,25 @@ class FrameDreamer:
             reward=self.game.reward(variables).astype(np.float32),
             done_prob=dead.astype(np.float32),
             variables=variables,
+        )
+
+    def _sample_state(self, logits: torch.Tensor, v: int) -> torch.Tensor:
+        """Variable ``v``'s next bin (B,) from its logits (B, bins), with the state temperature
+        and ``state_change_odds`` (every bin but the current one gains that factor of odds)."""
+        sampling = self.sampling
+        if sampling.state_temperature is not None:
+            sampling = SamplingConfig(temperature=sampling.state_temperature)
+        odds = self.sampling.state_change_odds
+        if odds == 1.0:
+            return sample_logits(logits, sampling, self.generator)
+        greedy = sampling.temperature <= 0
+        logits = logits.float() / (1.0 if greedy else sampling.temperature)
+        changed = torch.ones_like(logits, dtype=torch.bool).scatter_(
+            1, self.state[:, v, None], False
+        )
+        logits = logits + changed * math.log(odds)
+        return sample_logits(
+            logits, SamplingConfig(temperature=0.0 if greedy else 1.0), self.generator
         )
 
 
