@@ -1,0 +1,70 @@
+"""How hard is the dream? Deaths and blind-policy lengths for several state_change_odds.
+
+    python tools/dream_difficulty.py --checkpoint worldmodel/assets/take_cover.pt \
+        --data data/tc2 --odds 1 10 30 100
+
+For each odds (``--state-change-odds`` of ``train.py --stage agent``), prints the share of
+dreams under random actions that die within 16/32/64 steps of a recorded start, beside the
+share of the recorded episodes that did, and how many steps the dream lasts under blind
+policies (see agents/dream_difficulty.py). Pick the odds whose deaths match the recording and
+whose blind policies rank as in the real game (tools/scripted_take_cover.py for take_cover).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+
+from agents import dream_difficulty as dd
+from worldmodel.checkpoint import CheckpointError
+from worldmodel.cli import UserError
+from worldmodel.data import DatasetError
+from worldmodel.sampling import SamplingConfig
+from worldmodel.world_model import WorldModel
+
+HORIZONS = (16, 32, 64)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a world model with game state")
+    p.add_argument("--data", required=True, help="a dataset folder of the model's env")
+    p.add_argument("--split", default="train", help="the split dreams start from")
+    p.add_argument("--odds", type=float, nargs="+", default=[1.0, 10.0, 30.0, 100.0])
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--dreams", type=int, default=48, help="dreams per figure")
+    p.add_argument("--max-steps", type=int, default=300, help="blind-policy dreams end here")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        model = WorldModel.load(args.checkpoint)
+        if model.game.health_index is None:
+            raise UserError(f"{args.checkpoint} carries no HEALTH: its dream cannot end")
+        context = dd.context_frames(model, args.data)
+        real = dd.recorded_deaths_within(args.data, args.split, model.env, context, HORIZONS)
+    except (UserError, CheckpointError, DatasetError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    ks = "/".join(map(str, HORIZONS))
+    shares = " ".join(f"{x:.2f}" for x in real)
+    print(f"recorded episodes ({args.split}) that died within {ks} steps: {shares}")
+    policies = dd.blind_policies(model.action_names)
+    for odds in args.odds:
+        sampling = SamplingConfig(temperature=args.temperature, state_change_odds=odds)
+        steps, died = dd.dream_runs(
+            model, args.data, sampling, policies["random"], args.dreams, max(HORIZONS)
+        )
+        shares = " ".join(f"{np.mean(died & (steps <= k)):.2f}" for k in HORIZONS)
+        print(f"odds {odds:g}: dreams (random actions) that died within {ks} steps: {shares}")
+        for name, policy in policies.items():
+            steps, _ = dd.dream_runs(
+                model, args.data, sampling, policy, args.dreams, args.max_steps
+            )
+            print(f"  {name}: {steps.mean():.1f} steps dreamed (cap {args.max_steps})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
