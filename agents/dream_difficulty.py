@@ -1,14 +1,17 @@
 """How hard a dream is next to the real game, measured before any agent trains in it.
 
-An agent learns what its dream rewards. Two checks say whether that is the real game's lesson:
+An agent learns what its dream rewards. Three checks say whether that is the real game's lesson:
 
 - **Deaths:** from the same recorded starts, how many dreams under random actions die within
   k steps, against how many of the recorded episodes died within k steps of those starts.
+- **Imminent deaths:** from recorded starts k steps before a recorded death, dreaming on with the
+  recorded actions, how many dreams die by then (the recording: all of them). A dream that kills
+  at the right rate but not here kills at random, and teaches no dodging.
 - **Blind policies:** how long a dream lasts under policies that never look (each action held,
   random, sweeping side to side). Where the real game ranks them (take_cover: sweeping lives
   about 4x longer than standing still), a dream worth training in ranks them the same way.
 
-``tools/dream_difficulty.py`` prints both for several ``state_change_odds``.
+``tools/dream_difficulty.py`` prints all three for several ``state_change_odds``.
 """
 
 from __future__ import annotations
@@ -92,3 +95,42 @@ def context_frames(model: WorldModel, data: Path | str) -> int:
         return env.dreams.context_frames
     finally:
         env.close()
+
+
+def imminent_deaths(
+    model: WorldModel,
+    data: Path | str,
+    split: str,
+    sampling: SamplingConfig,
+    ahead: Sequence[int],
+    episodes: int = 64,
+    seed: int = 0,
+) -> np.ndarray:
+    """(len(ahead),) share of dreams that die within k + 2 steps when started k steps before a
+    recorded death and fed the recorded actions (then the last one held), over up to
+    ``episodes`` fatal episodes of ``split``."""
+    store = EpisodeStore(data, split, env=model.env)
+    dreamer = model.dreamer(1, sampling, seed=seed)  # only for its history length
+    n = dreamer.history * dreamer.s
+    fatal = [i for i, e in enumerate(store.entries) if e.terminated and e.length >= n + max(ahead)]
+    fatal = fatal[:episodes]
+    if not fatal:
+        raise ValueError(f"no {split!r} episode of {data} dies after {n + max(ahead)} steps")
+    dreamer = model.dreamer(len(fatal), sampling, seed=seed)
+    shares = []
+    for k in ahead:
+        windows = [
+            store.read(i, e - k - n + 1, e + 1)
+            for i, e in ((i, store.entries[i].length) for i in fatal)
+        ]
+        frames = np.stack([w["frames"][:n] for w in windows])
+        actions = np.stack([w["actions"][:n] for w in windows])
+        variables = np.stack([w["variables"][:n] for w in windows])
+        then = np.stack([w["actions"][n:] for w in windows])  # (B, k): the actions into the death
+        dreamer.start(frames, actions, variables)
+        died = np.zeros(len(fatal), dtype=bool)
+        for t in range(k + 2):
+            out = dreamer.step(then[:, min(t, k - 1), None])
+            died |= out.done_prob > 0.5
+        shares.append(died.mean())
+    return np.array(shares)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from agents import dream_difficulty as dd
 from tests.conftest import ROOT, save_frame_world_model, tiny_frame_world_model
@@ -63,12 +64,37 @@ def test_the_tool_prints_both_checks_and_refuses_a_wrong_dataset(
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     path = save_frame_world_model(tiny_frame_world_model(bank=False), tmp_path / "hg.pt")
-    args = ["--checkpoint", str(path), "--data", str(hg_dataset), "--dreams", "2"]
+    args = [
+        "--checkpoint",
+        str(path),
+        "--data",
+        str(hg_dataset),
+        "--dreams",
+        "2",
+        "--check-split",
+        "train",
+    ]
     tool.main([*args, "--odds", "1", "5", "--max-steps", "3"])
     out = capsys.readouterr().out
     assert "recorded episodes (train) that died within 16/32/64 steps" in out
     assert out.count("dreams (random actions) that died") == 2
+    assert out.count("started k steps before a recorded death") == 2
     assert "hold forward_left:" in out
     tc = save_frame_world_model(tiny_frame_world_model("take_cover", bank=False), tmp_path / "t.pt")
     with pytest.raises(SystemExit, match=r"error: .* holds .health_gathering. data, not"):
         tool.main(["--checkpoint", str(tc), "--data", str(hg_dataset)])
+
+
+@pytest.mark.parametrize(("certain_bin", "share"), [(0, 1.0), (84, 0.0)])
+def test_imminent_deaths_count_dreams_that_die_before_the_recorded_death(
+    hg_dataset: Path, certain_bin: int, share: float
+) -> None:
+    """A state head sure of HEALTH 0 kills every dream at once; one sure of 84 never does."""
+    model = tiny_frame_world_model(bank=False)
+    head = model.prior.state_head
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-50.0)
+        head.bias[certain_bin] = 50.0
+    got = dd.imminent_deaths(model, hg_dataset, "train", SamplingConfig(), (1, 3), episodes=3)
+    assert got.tolist() == [share, share]

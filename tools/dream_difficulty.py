@@ -5,9 +5,11 @@
 
 For each odds (``--state-change-odds`` of ``train.py --stage agent``), prints the share of
 dreams under random actions that die within 16/32/64 steps of a recorded start, beside the
-share of the recorded episodes that did, and how many steps the dream lasts under blind
-policies (see agents/dream_difficulty.py). Pick the odds whose deaths match the recording and
-whose blind policies rank as in the real game (tools/scripted_take_cover.py for take_cover).
+share of the recorded episodes that did; the share of dreams started k steps before a recorded
+death (held-out split, recorded actions) that die by then; and how many steps the dream lasts
+under blind policies (see agents/dream_difficulty.py). Pick the odds whose deaths match the
+recording, come where the recording's came, and whose blind policies rank as in the real game
+(tools/scripted_take_cover.py for take_cover).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from worldmodel.sampling import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 HORIZONS = (16, 32, 64)
+AHEAD = (1, 2, 4, 8)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--checkpoint", required=True, help="a world model with game state")
     p.add_argument("--data", required=True, help="a dataset folder of the model's env")
     p.add_argument("--split", default="train", help="the split dreams start from")
+    p.add_argument("--check-split", default="val", help="the split of the imminent-death check")
     p.add_argument("--odds", type=float, nargs="+", default=[1.0, 10.0, 30.0, 100.0])
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--dreams", type=int, default=48, help="dreams per figure")
@@ -59,6 +63,12 @@ def main(argv: list[str] | None = None) -> None:
         )
         shares = " ".join(f"{np.mean(died & (steps <= k)):.2f}" for k in HORIZONS)
         print(f"odds {odds:g}: dreams (random actions) that died within {ks} steps: {shares}")
+        try:
+            soon = dd.imminent_deaths(model, args.data, args.check_split, sampling, AHEAD)
+        except (DatasetError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        shares = "  ".join(f"{k}: {x:.2f}" for k, x in zip(AHEAD, soon, strict=True))
+        print(f"  started k steps before a recorded death, died within k+2 steps: {shares}")
         for name, policy in policies.items():
             steps, _ = dd.dream_runs(
                 model, args.data, sampling, policy, args.dreams, args.max_steps
