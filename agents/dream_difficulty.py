@@ -4,9 +4,11 @@ An agent learns what its dream rewards. Three checks say whether that is the rea
 
 - **Deaths:** from the same recorded starts, how many dreams under random actions die within
   k steps, against how many of the recorded episodes died within k steps of those starts.
-- **Imminent deaths:** from recorded starts k steps before a recorded death, dreaming on with the
-  recorded actions, how many dreams die by then (the recording: all of them). A dream that kills
-  at the right rate but not here kills at random, and teaches no dodging.
+- **Imminent hits and deaths:** from recorded starts k steps before a recorded hit (HEALTH
+  falls) or death, dreaming on with the recorded actions, how many dreams have it too, on time
+  (the recording: all of them). A dream that kills at the right rate but not here kills at
+  random, and teaches no dodging; one that keeps hits at k = 1 but loses them by k = 4 loses
+  the fireballs open loop.
 - **Blind policies:** how long a dream lasts under policies that never look (each action held,
   random, sweeping side to side). Where the real game ranks them (take_cover: sweeping lives
   about 4x longer than standing still), a dream worth training in ranks them the same way.
@@ -97,40 +99,53 @@ def context_frames(model: WorldModel, data: Path | str) -> int:
         env.close()
 
 
-def imminent_deaths(
+def imminent(
     model: WorldModel,
     data: Path | str,
     split: str,
     sampling: SamplingConfig,
     ahead: Sequence[int],
-    episodes: int = 64,
+    event: str = "death",
+    count: int = 64,
     seed: int = 0,
 ) -> np.ndarray:
-    """(len(ahead),) share of dreams that die within k + 2 steps when started k steps before a
-    recorded death and fed the recorded actions (then the last one held), over up to
-    ``episodes`` fatal episodes of ``split``."""
+    """(len(ahead),) share of dreams started k steps before a recorded event of ``split`` and
+    fed the recorded actions (the last one held after it) that dream the event too: a death by
+    dreamed step k + 1, or a hit (HEALTH falls) on dreamed step k - 1, k or k + 1. Over the
+    first ``count`` events that leave room for the longest ``ahead``."""
+    if event not in ("death", "hit"):
+        raise ValueError(f"event must be 'death' or 'hit', got {event!r}")
     store = EpisodeStore(data, split, env=model.env)
-    dreamer = model.dreamer(1, sampling, seed=seed)  # only for its history length
-    n = dreamer.history * dreamer.s
-    fatal = [i for i, e in enumerate(store.entries) if e.terminated and e.length >= n + max(ahead)]
-    fatal = fatal[:episodes]
-    if not fatal:
-        raise ValueError(f"no {split!r} episode of {data} dies after {n + max(ahead)} steps")
-    dreamer = model.dreamer(len(fatal), sampling, seed=seed)
+    probe = model.dreamer(1, sampling)
+    n, h = probe.history * probe.s, model.game.health_index
+    first = n + max(ahead) - 1  # the earliest event step with a full window before it
+    events: list[tuple[int, int]] = []
+    for i, e in enumerate(store.entries):
+        if event == "death":
+            events += [(i, e.length)] if e.terminated and e.length >= first else []
+        else:
+            health = store.read(i, 0, e.length + 1)["variables"][:, h]
+            events += [(i, int(t)) for t in np.flatnonzero(np.diff(health) < 0) + 1 if t >= first]
+    events = events[:count]
+    if not events:
+        raise ValueError(f"no {event} in the {split!r} split of {data} after step {first}")
+    dreamer = model.dreamer(len(events), sampling, seed=seed)
     shares = []
     for k in ahead:
-        windows = [
-            store.read(i, e - k - n + 1, e + 1)
-            for i, e in ((i, store.entries[i].length) for i in fatal)
-        ]
-        frames = np.stack([w["frames"][:n] for w in windows])
-        actions = np.stack([w["actions"][:n] for w in windows])
+        windows = [store.read(i, t - k - n + 1, t + 1) for i, t in events]
         variables = np.stack([w["variables"][:n] for w in windows])
-        then = np.stack([w["actions"][n:] for w in windows])  # (B, k): the actions into the death
-        dreamer.start(frames, actions, variables)
-        died = np.zeros(len(fatal), dtype=bool)
-        for t in range(k + 2):
-            out = dreamer.step(then[:, min(t, k - 1), None])
-            died |= out.done_prob > 0.5
-        shares.append(died.mean())
+        dreamer.start(
+            np.stack([w["frames"][:n] for w in windows]),
+            np.stack([w["actions"][:n] for w in windows]),
+            variables,
+        )
+        then = np.stack([w["actions"][n:] for w in windows])  # (B, k): the actions into it
+        health, seen = variables[:, -1, h], np.zeros((len(events), k + 1), dtype=bool)
+        for step in range(k + 1):
+            out = dreamer.step(then[:, min(step, k - 1), None])
+            now = out.variables[:, h]
+            seen[:, step] = out.done_prob > 0.5 if event == "death" else now < health
+            health = now
+        hit = seen.any(1) if event == "death" else seen[:, max(0, k - 2) :].any(1)
+        shares.append(hit.mean())
     return np.array(shares)

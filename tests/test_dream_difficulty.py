@@ -79,6 +79,7 @@ def test_the_tool_prints_both_checks_and_refuses_a_wrong_dataset(
     assert "recorded episodes (train) that died within 16/32/64 steps" in out
     assert out.count("dreams (random actions) that died") == 2
     assert out.count("started k steps before a recorded death") == 2
+    assert out.count("started k steps before a recorded hit") == 2
     assert "hold forward_left:" in out
     tc = save_frame_world_model(tiny_frame_world_model("take_cover", bank=False), tmp_path / "t.pt")
     with pytest.raises(SystemExit, match=r"error: .* holds .health_gathering. data, not"):
@@ -96,5 +97,20 @@ def test_imminent_deaths_count_dreams_that_die_before_the_recorded_death(
         head.weight.zero_()
         head.bias.fill_(-50.0)
         head.bias[certain_bin] = 50.0
-    got = dd.imminent_deaths(model, hg_dataset, "train", SamplingConfig(), (1, 3), episodes=3)
+    got = dd.imminent(model, hg_dataset, "train", SamplingConfig(), (1, 3), "death", count=3)
     assert got.tolist() == [share, share]
+
+
+def test_imminent_hits_count_only_hits_on_time(hg_dataset: Path) -> None:
+    """A state head sure of HEALTH 0 drops the health on the first dreamed step: on time for an
+    event one step ahead, too early for one four steps ahead (the window is k-1..k+1)."""
+    model = tiny_frame_world_model(bank=False)
+    head = model.prior.state_head
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-50.0)
+        head.bias[0] = 50.0
+    got = dd.imminent(model, hg_dataset, "train", SamplingConfig(), (1, 4), "hit", count=3)
+    assert got.tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="event must be"):
+        dd.imminent(model, hg_dataset, "train", SamplingConfig(), (1,), "win")

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", default="train", help="the split dreams start from")
     p.add_argument("--check-split", default="val", help="the split of the imminent-death check")
     p.add_argument("--odds", type=float, nargs="+", default=[1.0, 10.0, 30.0, 100.0])
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0, help="of the frame codes")
+    p.add_argument("--state-temperature", type=float, help="of the game state (default: as codes)")
     p.add_argument("--dreams", type=int, default=48, help="dreams per figure")
     p.add_argument("--max-steps", type=int, default=300, help="blind-policy dreams end here")
     p.add_argument("--threads", type=int, default=1)
@@ -57,18 +58,23 @@ def main(argv: list[str] | None = None) -> None:
     print(f"recorded episodes ({args.split}) that died within {ks} steps: {shares}")
     policies = dd.blind_policies(model.action_names)
     for odds in args.odds:
-        sampling = SamplingConfig(temperature=args.temperature, state_change_odds=odds)
+        sampling = SamplingConfig(
+            temperature=args.temperature,
+            state_temperature=args.state_temperature,
+            state_change_odds=odds,
+        )
         steps, died = dd.dream_runs(
             model, args.data, sampling, policies["random"], args.dreams, max(HORIZONS)
         )
         shares = " ".join(f"{np.mean(died & (steps <= k)):.2f}" for k in HORIZONS)
         print(f"odds {odds:g}: dreams (random actions) that died within {ks} steps: {shares}")
-        try:
-            soon = dd.imminent_deaths(model, args.data, args.check_split, sampling, AHEAD)
-        except (DatasetError, ValueError) as e:
-            sys.exit(f"error: {e}")
-        shares = "  ".join(f"{k}: {x:.2f}" for k, x in zip(AHEAD, soon, strict=True))
-        print(f"  started k steps before a recorded death, died within k+2 steps: {shares}")
+        for event in ("hit", "death"):
+            try:
+                soon = dd.imminent(model, args.data, args.check_split, sampling, AHEAD, event)
+            except (DatasetError, ValueError) as e:
+                sys.exit(f"error: {e}")
+            shares = "  ".join(f"k={k}: {x:.2f}" for k, x in zip(AHEAD, soon, strict=True))
+            print(f"  started k steps before a recorded {event}, dreamed it on time: {shares}")
         for name, policy in policies.items():
             steps, _ = dd.dream_runs(
                 model, args.data, sampling, policy, args.dreams, args.max_steps
