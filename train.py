@@ -107,6 +107,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="multiply the odds of a dreamed hit or death (> 1: a harder dream)",
     )
+    agent.add_argument(
+        "--damage-penalty",
+        type=float,
+        default=0.0,
+        help="reward lost per point of dreamed health lost, in training only (default 0)",
+    )
     agent.add_argument("--dream-steps", type=int, help="cut dreams after this many steps")
     agent.add_argument(
         "--agent-eval-every", type=int, default=10_000, help="steps between real-game scorings"
@@ -236,6 +242,7 @@ def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
             state_temperature=args.state_temperature,
             max_steps=args.dream_steps,
             state_change_odds=args.state_change_odds,
+            damage_penalty=args.damage_penalty,
         ),
         EvalConfig(every=args.agent_eval_every),
         args.episodes,

@@ -56,6 +56,9 @@ class DreamConfig:
     max_steps: int | None = None  # cut each dream after this many steps (None: the timeout)
     # > 1: hits and deaths come more often, where the model expects them (see SamplingConfig)
     state_change_odds: float = 1.0
+    # > 0: each point of dreamed HEALTH lost costs this much reward in training (hits teach
+    # before they kill; the real game's reward has no such term)
+    damage_penalty: float = 0.0
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(
@@ -99,7 +102,7 @@ def dream_venv_factory(
             )
         except ValueError as e:  # no starts to dream from, a bad max_steps, ...
             raise UserError(str(e)) from None
-        return SB3DreamVecEnv(venv)
+        return SB3DreamVecEnv(venv, dream.damage_penalty)  # check_dreamable: HEALTH is there
 
     return make
 

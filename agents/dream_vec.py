@@ -36,10 +36,18 @@ class SB3DreamVecEnv(VecEnv):
 
     Observations are (N, H, W, 3) uint8, rewards (N,) float32 and dones (N,) bool. ``seed(s)``
     seeds the whole batch with ``s`` at the next reset (one generator drives every dream).
+    ``damage_penalty`` > 0 shapes the reward for training: each point of dreamed HEALTH lost
+    costs that much (beyond the paper; the real game's reward has no such term).
     """
 
-    def __init__(self, venv: VecDreamEnv) -> None:
+    def __init__(self, venv: VecDreamEnv, damage_penalty: float = 0.0) -> None:
         self.venv = venv
+        self.damage_penalty = damage_penalty
+        self._health = None
+        if damage_penalty:
+            if "HEALTH" not in venv.variable_names:
+                raise ValueError("a damage penalty needs a world model that carries HEALTH")
+            self._health = venv.variable_names.index("HEALTH")
         self._actions = np.zeros(venv.num_envs, dtype=np.int64)
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
 
@@ -55,6 +63,8 @@ class SB3DreamVecEnv(VecEnv):
         self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
+        before = None if self._health is None else self.venv.dreams.variables[:, self._health]
+        before = None if before is None else before.copy()
         obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
         dones = terminated | truncated
         step_infos = []
@@ -67,6 +77,9 @@ class SB3DreamVecEnv(VecEnv):
                 self.reset_infos[i] = info
                 info = final
             info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+            if before is not None:
+                lost = max(0.0, before[i] - info["game_variables"]["HEALTH"])
+                rewards[i] -= self.damage_penalty * lost
             step_infos.append(info)
         return obs, rewards.astype(np.float32), dones, step_infos
 

@@ -85,6 +85,7 @@ CASES = [
     ("train", "--stage agent --temperature 1 -1", 2, "--temperature must be in [0, 3]"),
     ("train", "--stage agent --exploit-starts -1", 2, "--exploit-starts must be at least 0"),
     ("train", "--stage agent --state-change-odds 0", 2, "--state-change-odds must be in"),
+    ("train", "--stage agent --damage-penalty -1", 2, "--damage-penalty must be at least 0"),
     ("train", "--quickstart --i3d missing.pt", 2, "--i3d missing.pt: no such file"),
     ("train", "--quickstart --preset paper", 2, "--quickstart is for CPU presets"),
     ("train", "--quickstart --data {text}", 2, "is a file, not a folder"),

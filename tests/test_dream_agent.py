@@ -214,3 +214,29 @@ def test_take_cover_experiment_end_to_end_from_the_command_line(
         result = _cli(*args, *bad)
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert message in result.stderr
+
+
+def test_damage_penalty_charges_each_point_of_dreamed_health_lost() -> None:
+    """The start windows hold HEALTH 84; a state head sure of 74 loses 10 on the first step
+    and nothing after, so a penalty of 2 costs 20 then 0 against the plain dream's reward."""
+    from agents.dream_vec import SB3DreamVecEnv
+    from worldmodel.dream_env import VecDreamEnv
+
+    model = tiny_frame_world_model()
+    head = model.prior.state_head
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-50.0)
+        head.bias[int(model.game.quantize(np.array([74.0]))[0])] = 50.0
+    rewards = []
+    for penalty in (0.0, 2.0):
+        venv = SB3DreamVecEnv(VecDreamEnv(model, 2, max_steps=5), penalty)
+        venv.seed(3)
+        venv.reset()
+        got = []
+        for _ in range(2):
+            venv.step_async(np.array([0, 1]))
+            got.append(venv.step_wait()[1])
+        rewards.append(np.stack(got))
+        venv.close()
+    np.testing.assert_allclose(rewards[1] - rewards[0], [[-20.0, -20.0], [0.0, 0.0]])
