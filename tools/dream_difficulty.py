@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--state-temperature", type=float, help="of the game state (default: as codes)")
     p.add_argument("--dreams", type=int, default=48, help="dreams per figure")
     p.add_argument("--max-steps", type=int, default=300, help="blind-policy dreams end here")
+    p.add_argument("--no-blind", action="store_true", help="skip the blind policies (slowest)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(f"error: {e}")
             shares = "  ".join(f"k={k}: {x:.2f}" for k, x in zip(AHEAD, soon, strict=True))
             print(f"  started k steps before a recorded {event}, dreamed it on time: {shares}")
-        for name, policy in policies.items():
+        for name, policy in {} if args.no_blind else policies.items():
             steps, _ = dd.dream_runs(
                 model, args.data, sampling, policy, args.dreams, args.max_steps
             )
