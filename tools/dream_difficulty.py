@@ -23,7 +23,7 @@ import torch
 from agents import dream_difficulty as dd
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.cli import UserError
-from worldmodel.data import DatasetError
+from worldmodel.data import DatasetError, load_manifest
 from worldmodel.sampling import SamplingConfig
 from worldmodel.world_model import WorldModel
 
@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> None:
         model = WorldModel.load(args.checkpoint)
         if model.game.health_index is None:
             raise UserError(f"{args.checkpoint} carries no HEALTH: its dream cannot end")
+        data_env = load_manifest(args.data).env
+        if data_env != model.env:
+            raise UserError(
+                f"{args.data} holds {data_env!r} data but {args.checkpoint} dreams "
+                f"{model.env!r}: pass --data a dataset of {model.env!r}"
+            )
         context = dd.context_frames(model, args.data)
         real = dd.recorded_deaths_within(args.data, args.split, model.env, context, HORIZONS)
     except (UserError, CheckpointError, DatasetError, ValueError) as e:
