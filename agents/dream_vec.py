@@ -63,8 +63,8 @@ class SB3DreamVecEnv(VecEnv):
         self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
-        before = None if self._health is None else self.venv.dreams.variables[:, self._health]
-        before = None if before is None else before.copy()
+        h = self._health  # copy: rows that restart overwrite the dreams' variables
+        before = None if h is None else self.venv.dreams.variables[:, h].copy()
         obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
         dones = terminated | truncated
         step_infos = []
