@@ -115,6 +115,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     agent.add_argument("--dream-steps", type=int, help="cut dreams after this many steps")
     agent.add_argument(
+        "--prev-action",
+        action="store_true",
+        help="show the agent its last action beside the frame (lets it keep a direction)",
+    )
+    agent.add_argument(
         "--agent-eval-every", type=int, default=10_000, help="steps between real-game scorings"
     )
     agent.add_argument(
@@ -236,7 +241,7 @@ def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
         args.env,
         checkpoint,
         args.data or (data if data.is_dir() else None),  # else the starts shipped in the model
-        PPOConfig(steps=args.agent_steps, n_envs=args.agent_envs),
+        PPOConfig(steps=args.agent_steps, n_envs=args.agent_envs, prev_action=args.prev_action),
         tuple(args.temperature),
         DreamConfig(
             state_temperature=args.state_temperature,

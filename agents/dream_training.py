@@ -36,7 +36,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 from agents.doom_env import make_env
 from agents.dream_vec import SB3DreamVecEnv
 from agents.policies import AgentPolicy
-from agents.ppo import PPOConfig, ProgressLines, build_ppo, save_agent
+from agents.ppo import PPOConfig, ProgressLines, build_ppo, make_policy, save_agent
 from agents.scoring import episode_cap, score_real
 from worldmodel.cli import UserError
 from worldmodel.dream_env import VecDreamEnv
@@ -182,7 +182,7 @@ class _Checkpoints(BaseCallback):
     def score(self, steps: int) -> None:
         # A CPU copy: AgentPolicy feeds CPU tensors, and the training policy may be on a GPU.
         live = self.model.policy
-        policy = type(live)(live.observation_space, live.action_space, lambda _: 0.0)
+        policy = make_policy(live.observation_space, live.action_space)
         policy.load_state_dict({k: v.cpu() for k, v in live.state_dict().items()})
         scores = score_real(AgentPolicy(policy, seed=0), self.run.env, self.evals.episodes)
         point = {

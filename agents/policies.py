@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
+
+from agents.prev_action import FRAME, PREV, one_hot
 
 
 class Policy(Protocol):
@@ -33,7 +37,13 @@ class RandomPolicy:
 
 
 class AgentPolicy:
-    """A trained SB3 actor-critic policy, sampled with an explicit torch generator."""
+    """A trained SB3 actor-critic policy, sampled with an explicit torch generator.
+
+    A policy trained with memory (a ``Dict`` observation space, see :mod:`agents.prev_action`)
+    is shown each env slot's last action, which this object remembers per slot: call
+    :meth:`reset_env` when a slot's episode restarts, and :meth:`remember` when an action was
+    chosen by someone else (a person, a replayed prefix).
+    """
 
     def __init__(
         self,
@@ -47,20 +57,57 @@ class AgentPolicy:
         self.n_actions = int(policy.action_space.n)
         self.deterministic = deterministic
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        self.memory = isinstance(policy.observation_space, gym.spaces.Dict)
+        self._last = np.zeros(0, dtype=np.int64)  # each slot's last action (-1: none yet)
+
+    def _rows(self, n: int, rows: np.ndarray | None) -> np.ndarray:
+        rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(rows) and rows.max() >= len(self._last):
+            grown = np.full(int(rows.max()) + 1, -1, dtype=np.int64)
+            grown[: len(self._last)] = self._last
+            self._last = grown
+        return rows
 
     @torch.inference_mode()
-    def probs(self, obs: np.ndarray) -> torch.Tensor:
-        """Action probabilities (N, A) for observations (N, H, W, 3) uint8."""
+    def probs(self, obs: np.ndarray, rows: np.ndarray | None = None) -> torch.Tensor:
+        """Action probabilities (N, A) for observations (N, H, W, 3) uint8 (of slots ``rows``)."""
         x = torch.as_tensor(obs).permute(0, 3, 1, 2).float().div_(255.0)  # SB3: channel-first
+        if self.memory:
+            last = self._last[self._rows(len(obs), rows)]
+            x = {FRAME: x, PREV: torch.as_tensor(one_hot(last, self.n_actions))}
         features = self.policy.features_extractor(x)
         logits = self.policy.action_net(self.policy.mlp_extractor.forward_actor(features))
         return logits.softmax(-1)
 
     def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        probs = self.probs(obs)
+        probs = self.probs(obs, rows)
         if self.deterministic:
-            return probs.argmax(-1).numpy()
-        return torch.multinomial(probs, 1, generator=self.generator)[:, 0].numpy()
+            actions = probs.argmax(-1).numpy()
+        else:
+            actions = torch.multinomial(probs, 1, generator=self.generator)[:, 0].numpy()
+        self.remember(actions, rows)
+        return actions
+
+    def remember(self, actions: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Record the actions just taken in slots ``rows`` (None: 0 .. N-1)."""
+        actions = np.asarray(actions, dtype=np.int64)
+        rows = self._rows(len(actions), rows)  # first: it may grow self._last
+        self._last[rows] = actions
+
+    def reset_env(self, i: int) -> None:
+        """Slot ``i`` starts a new episode: no last action."""
+        self._rows(1, np.array([i]))
+        self._last[i] = -1
+
+
+def new_episode(policy: Policy, i: int, prefix: Sequence[int] = ()) -> None:
+    """Tell ``policy`` (if it keeps memory) that slot ``i`` restarted and then took ``prefix``."""
+    reset = getattr(policy, "reset_env", None)
+    if reset is not None:
+        reset(i)
+    remember = getattr(policy, "remember", None)
+    if remember is not None and len(prefix):
+        remember(np.array([prefix[-1]]), np.array([i]))
 
 
 class StickyExploration:

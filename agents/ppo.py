@@ -17,11 +17,16 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.policies import ActorCriticCnnPolicy
+from stable_baselines3.common.policies import (
+    ActorCriticCnnPolicy,
+    ActorCriticPolicy,
+    MultiInputActorCriticPolicy,
+)
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from agents.doom_env import make_env
 from agents.policies import AgentPolicy
+from agents.prev_action import VecPrevAction, prev_action_space
 from agents.scenarios import get_scenario
 from worldmodel.progress import LineProgress, to_terminal
 
@@ -48,6 +53,7 @@ class PPOConfig:
     clip_range: float = 0.1
     ent_coef: float = 0.01
     seed: int = 0
+    prev_action: bool = False  # show the policy its last action (agents.prev_action)
 
 
 SHIPPED_AGENTS = Path(__file__).resolve().parent / "assets"
@@ -71,10 +77,26 @@ def find_agent(env_name: str, agents_dir: Path | str = DEFAULT_AGENTS_DIR) -> Pa
     return None
 
 
-def _policy_spaces(env_name: str) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
-    scenario = get_scenario(env_name)
+def _policy_spaces(
+    env_name: str, prev_action: bool = False
+) -> tuple[gym.spaces.Space, gym.spaces.Discrete]:
+    actions = gym.spaces.Discrete(len(get_scenario(env_name).actions))
     obs = gym.spaces.Box(0, 255, (3, 64, 64), dtype=np.uint8)  # channel-first, as SB3 sees it
-    return obs, gym.spaces.Discrete(len(scenario.actions))
+    return (prev_action_space(obs, int(actions.n)) if prev_action else obs), actions
+
+
+# A policy with memory mirrors CnnPolicy: the same 512-feature NatureCNN and linear heads, so the
+# last action's one-hot enters the heads beside the frame's features.
+_MEMORY_POLICY_KWARGS = {"net_arch": [], "features_extractor_kwargs": {"cnn_output_dim": 512}}
+
+
+def make_policy(obs_space: gym.spaces.Space, act_space: gym.spaces.Discrete) -> ActorCriticPolicy:
+    """An untrained policy of the project's shape for these spaces (for loading weights into)."""
+    if isinstance(obs_space, gym.spaces.Dict):
+        return MultiInputActorCriticPolicy(
+            obs_space, act_space, lr_schedule=lambda _: 0.0, **_MEMORY_POLICY_KWARGS
+        )
+    return ActorCriticCnnPolicy(obs_space, act_space, lr_schedule=lambda _: 0.0)
 
 
 def save_agent(
@@ -120,8 +142,8 @@ def load_agent(
         raise AgentError(f"{path} has agent format {version}, expected {AGENT_FORMAT_VERSION}")
     if trained_on != env_name:
         raise AgentError(f"{path} is an agent for {trained_on!r}, not {env_name!r}")
-    obs_space, act_space = _policy_spaces(env_name)
-    policy = ActorCriticCnnPolicy(obs_space, act_space, lr_schedule=lambda _: 0.0)
+    memory = any(k.startswith("features_extractor.extractors.") for k in blob["state_dict"])
+    policy = make_policy(*_policy_spaces(env_name, prev_action=memory))
     try:
         policy.load_state_dict(blob["state_dict"])
     except RuntimeError as e:
@@ -149,11 +171,15 @@ class ProgressLines(BaseCallback):
 
 def build_ppo(venv: VecEnv, config: PPOConfig, tensorboard: Path | None, seed: int) -> PPO:
     """The project's PPO on ``venv``; rewards are normalised for training only
-    (``VecNormalize``), so the saved policy acts on raw frames."""
+    (``VecNormalize``), so the saved policy acts on raw frames. With ``config.prev_action`` the
+    policy also sees its last action (:class:`~agents.prev_action.VecPrevAction`)."""
+    if config.prev_action:
+        venv = VecPrevAction(venv)
     norm = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=config.gamma)
     return PPO(
-        "CnnPolicy",
+        "MultiInputPolicy" if config.prev_action else "CnnPolicy",
         norm,
+        policy_kwargs=_MEMORY_POLICY_KWARGS if config.prev_action else None,
         n_steps=config.n_steps,
         batch_size=config.batch_size,
         n_epochs=config.n_epochs,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.doom_env import make_env
-from agents.policies import Policy
+from agents.policies import Policy, new_episode
 
 # Scenarios without a timeout (take_cover) end only at death; real episodes are capped here,
 # as World Models capped its take_cover episodes at 2100 frames.
@@ -70,6 +70,7 @@ def play_real(
         if i < 0:
             return
         obs[k], _ = envs[k].reset(seed=int(seeds[i]))
+        new_episode(policy, k, prefixes[i])
         for a in prefixes[i]:
             obs[k], _, term, trunc, _ = envs[k].step(int(a))
             if term or trunc:

@@ -16,7 +16,7 @@ from agents.play.keys import KeyState, action_for_keys, key_help
 from agents.play.recorder import Recorder
 from agents.play.session import PlaySession, Score, View
 from agents.play.window import PaneState, Window
-from agents.policies import Policy
+from agents.policies import Policy, new_episode
 
 CONTROLS = [
     "R restart   P pause   T/G temperature up/down   TAB you <-> agent   H help   ESC quit",
@@ -108,7 +108,19 @@ class Controller:
         self.source = "human" if self.source == "agent" else "agent"
         return True
 
+    def restarted(self) -> None:
+        """A new episode: an agent with memory forgets its last action."""
+        if self.agent is not None:
+            new_episode(self.agent, 0)
+
     def act(self, obs: np.ndarray, scenario) -> int:
+        action = self._choose(obs, scenario)
+        remember = getattr(self.agent, "remember", None)
+        if remember is not None and self.source != "agent":  # the agent's own are remembered
+            remember(np.array([action]))
+        return action
+
+    def _choose(self, obs: np.ndarray, scenario) -> int:
         if self.source == "agent":
             assert self.agent is not None
             return int(self.agent.act(obs[None])[0])
@@ -158,6 +170,7 @@ def run(
         )
     summary = Summary()
     view = session.restart()
+    controller.restarted()
     queue = list(zip_longest(view.dream, view.real))
     shown = (session.dream_frame, session.real_frame)
     action, paused, show_help, running = 0, False, False, True
@@ -178,6 +191,7 @@ def run(
                         running = False
                     elif key == "r":
                         view = session.restart()
+                        controller.restarted()
                         queue = list(zip_longest(view.dream, view.real))
                     elif key == "p":
                         paused = not paused
@@ -194,6 +208,7 @@ def run(
             idle = paused or (session.over and not queue)
             if session.over and not queue and options.headless:
                 view = session.restart()  # unattended runs carry on with a new episode
+                controller.restarted()
                 queue = list(zip_longest(view.dream, view.real))
                 idle = False
             if not idle and not queue:
