@@ -67,6 +67,8 @@ def test_the_dream_trained_agents_load_like_the_real_one(env: str, n_actions: in
     # it ships with its real-game score over 100 episodes and the dream-vs-real check
     assert agent.meta["score"]["episodes"] == 100 and agent.meta["score"]["return_mean"] > 0
     assert agent.meta["exploit"]["starts"] > 0
+    # take_cover's was trained seeing its last action (--prev-action); the file says so itself
+    assert agent.memory == (env == "take_cover") == agent.meta["ppo"].get("prev_action", False)
 
 
 def test_the_shipped_agent_loads() -> None:
