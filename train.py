@@ -92,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     agent.add_argument("--agent-envs", type=int, default=16, help="dreams (or games) at once")
     agent.add_argument("--episodes", type=int, default=100, help="real episodes scoring each")
     agent.add_argument(
+        "--agent-seed", type=int, default=0, help="PPO's seed (another one: a replicate run)"
+    )
+    agent.add_argument(
         "--temperature",
         type=float,
         nargs="+",
@@ -241,7 +244,12 @@ def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
         args.env,
         checkpoint,
         args.data or (data if data.is_dir() else None),  # else the starts shipped in the model
-        PPOConfig(steps=args.agent_steps, n_envs=args.agent_envs, prev_action=args.prev_action),
+        PPOConfig(
+            steps=args.agent_steps,
+            n_envs=args.agent_envs,
+            prev_action=args.prev_action,
+            seed=args.agent_seed,
+        ),
         tuple(args.temperature),
         DreamConfig(
             state_temperature=args.state_temperature,
