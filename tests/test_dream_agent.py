@@ -188,7 +188,8 @@ def test_take_cover_experiment_end_to_end_from_the_command_line(
     args = [train, "--env", "take_cover", "--stage", "agent", "--checkpoint", str(tc_model),
             "--agent-steps", "128", "--agent-envs", "2", "--episodes", "2", "--temperature",
             "0.5", "1.5", "--exploit-starts", "2", "--agent-eval-every", "0",
-            "--out", str(tmp_path), "--threads", "1", "--quiet"]  # fmt: skip
+            "--out", str(tmp_path), "--threads", "1", "--quiet",
+            "--prev-action", "--agent-seed", "3"]  # fmt: skip
     first = _cli(*args)
     assert first.returncode == 0, first.stderr
     out = tmp_path / "agents"
@@ -199,7 +200,10 @@ def test_take_cover_experiment_end_to_end_from_the_command_line(
     assert [e["temperature"] for e in results["exploit"]] == [0.5, 1.5]
     assert (out / "results.png").stat().st_size > 0 and (out / "dream-t0.5" / "clip.mp4").exists()
     assert "PPO in the dream, T=1.5" in (out / "results.md").read_text()
-    assert load_agent(out / "dream-t1.5" / "agent.pt", "take_cover").n_actions == 3
+    assert results["ppo"]["seed"] == 3 and results["ppo"]["prev_action"]
+    for run in ("dream-t1.5", "real"):  # both kinds of agent trained with their last action
+        agent = load_agent(out / run / "agent.pt", "take_cover")
+        assert agent.n_actions == 3 and agent.memory
 
     again = _cli(*args, "--resume")
     assert again.returncode == 0, again.stderr
