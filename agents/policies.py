@@ -89,15 +89,17 @@ class AgentPolicy:
         return actions
 
     def remember(self, actions: np.ndarray, rows: np.ndarray | None = None) -> None:
-        """Record the actions just taken in slots ``rows`` (None: 0 .. N-1)."""
-        actions = np.asarray(actions, dtype=np.int64)
-        rows = self._rows(len(actions), rows)  # first: it may grow self._last
-        self._last[rows] = actions
+        """Record the actions just taken in slots ``rows`` (None: 0 .. N-1); a policy without
+        memory keeps nothing."""
+        if self.memory:
+            rows = self._rows(len(actions), rows)  # first: it may grow self._last
+            self._last[rows] = np.asarray(actions, dtype=np.int64)
 
     def reset_env(self, i: int) -> None:
         """Slot ``i`` starts a new episode: no last action."""
-        self._rows(1, np.array([i]))
-        self._last[i] = -1
+        if self.memory:
+            rows = self._rows(1, np.array([i]))  # first: it may grow self._last
+            self._last[rows] = -1
 
 
 def new_episode(policy: Policy, i: int, prefix: Sequence[int] = ()) -> None:
