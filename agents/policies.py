@@ -73,7 +73,8 @@ class AgentPolicy:
         """Action probabilities (N, A) for observations (N, H, W, 3) uint8 (of slots ``rows``)."""
         x = torch.as_tensor(obs).permute(0, 3, 1, 2).float().div_(255.0)  # SB3: channel-first
         if self.memory:
-            last = self._last[self._rows(len(obs), rows)]
+            rows = self._rows(len(obs), rows)  # first: it may grow self._last
+            last = self._last[rows]
             x = {FRAME: x, PREV: torch.as_tensor(one_hot(last, self.n_actions))}
         features = self.policy.features_extractor(x)
         logits = self.policy.action_net(self.policy.mlp_extractor.forward_actor(features))

@@ -76,6 +76,7 @@ def test_an_agent_trained_with_memory_loads_and_acts_on_what_it_last_did(
 ) -> None:
     agent = load_agent(memory_agent, "take_cover", seed=0)
     assert agent.memory and isinstance(agent.policy.observation_space, gym.spaces.Dict)
+    assert agent.act(np.zeros((2, 64, 64, 3), np.uint8)).shape == (2,)  # fresh: nothing yet
     # Make the last action matter a lot: its one-hot (the features' last 3) votes for itself.
     with torch.no_grad():
         agent.policy.action_net.weight[:, -3:] = 50.0 * torch.eye(3)
