@@ -123,6 +123,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="show the agent its last action beside the frame (lets it keep a direction)",
     )
     agent.add_argument(
+        "--action-repeat",
+        type=int,
+        default=1,
+        help="hold each of the agent's decisions for this many steps (default 1: every step)",
+    )
+    agent.add_argument(
         "--agent-eval-every", type=int, default=10_000, help="steps between real-game scorings"
     )
     agent.add_argument(
@@ -248,6 +254,7 @@ def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
             steps=args.agent_steps,
             n_envs=args.agent_envs,
             prev_action=args.prev_action,
+            action_repeat=args.action_repeat,
             seed=args.agent_seed,
         ),
         tuple(args.temperature),

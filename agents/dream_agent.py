@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.action_repeat import Held
 from agents.doom_env import FRAME_SKIP
 from agents.dream_exploit import exploit_check
 from agents.dream_training import (
@@ -150,6 +151,11 @@ def run_experiment(
             out / "random" / "score.json", "random policy", RandomPolicy(n_actions, 1), exp, meta
         )
     )
+    repeat = exp.ppo.action_repeat
+    if repeat > 1:  # the agents hold their decisions: so does a fair random baseline
+        held = Held(RandomPolicy(n_actions, 1), repeat)
+        name = f"random policy, held {repeat} steps"
+        scores.append(_score(out / f"random-held{repeat}" / "score.json", name, held, exp, meta))
     results = {
         "env": exp.env,
         "world_model": str(exp.checkpoint),
@@ -210,13 +216,15 @@ def results_table(results: dict[str, Any]) -> str:
             f"| {a['name']} | {a['train_steps']:,} | {a['train_minutes']:.1f} | "
             f"{_pm(a['return_mean'], a['return_std'])} | {_pm(a['tics_mean'], a['tics_std'])} |"
         )
-    random = next(a for a in agents if a["trained_in"] == "nothing")
+    random, *held_random = (a for a in agents if a["trained_in"] == "nothing")
     real = next((a for a in agents if a["trained_in"] == "real game"), None)
     lines.append("")
     for a in agents:
         if a["trained_in"] != "dream":
             continue
         ratios = [f"{a['return_mean'] / random['return_mean']:.2f}× random"]
+        for held in held_random:
+            ratios.append(f"{a['return_mean'] / held['return_mean']:.2f}× {held['name']}")
         if real is not None:
             ratios.append(f"{a['return_mean'] / real['return_mean']:.0%} of the real-trained PPO")
         lines.append(f"- {a['name']}: return {', '.join(ratios)}.")

@@ -33,6 +33,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
+from agents.action_repeat import Held
 from agents.doom_env import make_env
 from agents.dream_vec import SB3DreamVecEnv
 from agents.policies import AgentPolicy
@@ -157,9 +158,11 @@ class _Checkpoints(BaseCallback):
     """After every PPO update (at the next rollout's start): score in the real game when the
     step count has passed a multiple of ``every``, then save the training state."""
 
-    def __init__(self, run: AgentRun, evals: EvalConfig, saved: int, seconds: float) -> None:
+    def __init__(
+        self, run: AgentRun, evals: EvalConfig, saved: int, seconds: float, repeat: int = 1
+    ) -> None:
         super().__init__()
-        self.run, self.evals, self.saved = run, evals, saved
+        self.run, self.evals, self.saved, self.repeat = run, evals, saved, repeat
         self.seconds, self.t0 = seconds, time.perf_counter()
 
     def _on_step(self) -> bool:
@@ -169,12 +172,12 @@ class _Checkpoints(BaseCallback):
         self.checkpoint()
 
     def checkpoint(self) -> None:
-        steps = self.num_timesteps
+        steps = self.num_timesteps  # PPO's decisions
         if steps == self.saved:
             return
-        every = self.evals.every
-        if every and steps // every > self.saved // every:
-            self.score(steps)
+        every = self.evals.every  # in env steps
+        if every and steps * self.repeat // every > self.saved * self.repeat // every:
+            self.score(steps * self.repeat)
         self.run.meta["train_seconds"] = self.seconds + time.perf_counter() - self.t0
         save_state(self.run.state_path, self.model, self.run.env, self.run.meta)
         self.saved = steps
@@ -184,7 +187,9 @@ class _Checkpoints(BaseCallback):
         live = self.model.policy
         policy = make_policy(live.observation_space, live.action_space)
         policy.load_state_dict({k: v.cpu() for k, v in live.state_dict().items()})
-        scores = score_real(AgentPolicy(policy, seed=0), self.run.env, self.evals.episodes)
+        agent = AgentPolicy(policy, seed=0)
+        player = Held(agent, self.repeat) if self.repeat > 1 else agent
+        scores = score_real(player, self.run.env, self.evals.episodes)
         point = {
             "steps": steps,
             "return_mean": float(scores.returns.mean()),
@@ -229,8 +234,9 @@ def train_agent(
     resume: bool = False,
     progress: bool = True,
 ) -> int:
-    """Train (or continue) PPO in the envs of ``make_venv`` until ``config.steps``; writes
-    ``run.agent_path`` and returns the agent steps trained in all."""
+    """Train (or continue) PPO in the envs of ``make_venv`` until ``config.steps`` env steps;
+    writes ``run.agent_path`` and returns the env steps trained in all (PPO's own count, in
+    the saved state, is of decisions: ``config.action_repeat`` env steps each)."""
     state = None
     if run.state_path.exists():
         if not resume:
@@ -238,9 +244,10 @@ def train_agent(
                 f"{run.dir} holds a training run: pass --resume to continue it, or another --out"
             )
         state = load_state(run.state_path, run.env, run.meta["trained_in"])
-    done = state["num_timesteps"] if state else 0
-    if done >= config.steps and run.agent_path.exists():
-        return done
+    done, total = state["num_timesteps"] if state else 0, config.decisions(config.steps)
+    repeat = config.action_repeat
+    if done >= total and run.agent_path.exists():
+        return done * repeat
     run.dir.mkdir(parents=True, exist_ok=True)
     run.meta = {**run.meta, "ppo": asdict(config)}
     # A resumed run draws new starts and actions rather than replaying the first ones.
@@ -252,13 +259,13 @@ def train_agent(
         rms, saved = model.get_env().ret_rms, state["ret_rms"]
         rms.mean, rms.var, rms.count = (np.float64(saved[k]) for k in ("mean", "var", "count"))
     seconds = state["meta"].get("train_seconds", 0.0) if state else 0.0
-    callback = _Checkpoints(run, evals or EvalConfig(), done, seconds)
+    callback = _Checkpoints(run, evals or EvalConfig(), done, seconds, repeat)
     callbacks: list[BaseCallback] = [callback]
     if progress and not to_terminal():  # rich's bar shows nothing in a log file
-        callbacks.append(ProgressLines(config.steps - done))
+        callbacks.append(ProgressLines(total - done, config.progress_unit))
     try:
         model.learn(
-            total_timesteps=config.steps - done,
+            total_timesteps=total - done,
             callback=callbacks,
             tb_log_name=run.dir.name,
             reset_num_timesteps=state is None,
@@ -267,6 +274,6 @@ def train_agent(
         callback.checkpoint()
     finally:
         model.get_env().close()
-    meta = {**run.meta, "train_steps": int(model.num_timesteps)}
+    meta = {**run.meta, "train_steps": int(model.num_timesteps) * repeat}
     save_agent(run.agent_path, run.env, model.policy, meta)
-    return int(model.num_timesteps)
+    return int(model.num_timesteps) * repeat

@@ -24,6 +24,7 @@ from stable_baselines3.common.policies import (
 )
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
+from agents.action_repeat import Held, VecActionRepeat
 from agents.doom_env import make_env
 from agents.policies import AgentPolicy
 from agents.prev_action import VecPrevAction, prev_action_space
@@ -54,6 +55,16 @@ class PPOConfig:
     ent_coef: float = 0.01
     seed: int = 0
     prev_action: bool = False  # show the policy its last action (agents.prev_action)
+    action_repeat: int = 1  # hold each decision for this many env steps (agents.action_repeat)
+
+    @property
+    def progress_unit(self) -> str:
+        """What PPO counts: env steps, or decisions of ``action_repeat`` steps each."""
+        return f"decisions of {self.action_repeat} steps" if self.action_repeat > 1 else "env steps"
+
+    def decisions(self, env_steps: int) -> int:
+        """PPO's step count (decisions) for ``env_steps`` steps of the env."""
+        return -(-env_steps // self.action_repeat)
 
 
 SHIPPED_AGENTS = Path(__file__).resolve().parent / "assets"
@@ -118,8 +129,9 @@ def save_agent(
 
 def load_agent(
     path: Path | str, env_name: str, deterministic: bool = False, seed: int | None = None
-) -> AgentPolicy:
-    """Load an agent saved by :func:`save_agent`, refusing one trained on another env."""
+) -> AgentPolicy | Held:
+    """Load an agent saved by :func:`save_agent`, refusing one trained on another env; an agent
+    trained with action repeat comes back :class:`~agents.action_repeat.Held` as it trained."""
     path = Path(path)
     if not path.is_file():
         raise AgentError(
@@ -148,18 +160,27 @@ def load_agent(
         policy.load_state_dict(blob["state_dict"])
     except RuntimeError as e:
         raise AgentError(f"{path} does not fit the policy network ({e})") from None
-    return AgentPolicy(policy, deterministic=deterministic, seed=seed, meta=blob.get("meta", {}))
+    meta = blob.get("meta", {})
+    agent = AgentPolicy(policy, deterministic=deterministic, seed=seed, meta=meta)
+    repeat = agent_repeat(meta)
+    return Held(agent, repeat) if repeat > 1 else agent
+
+
+def agent_repeat(meta: dict[str, Any]) -> int:
+    """How many steps the agent of ``meta`` holds each decision (1 for agents from before
+    action repeat existed; dream-experiment agents keep their PPOConfig under "ppo")."""
+    return int(meta.get("ppo", meta).get("action_repeat", 1))
 
 
 class ProgressLines(BaseCallback):
     """SB3's progress bar (rich) shows nothing in a log file: plain lines there instead."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, unit: str = "env steps") -> None:
         super().__init__()
-        self.total = total
+        self.total, self.unit = total, unit
 
     def _on_training_start(self) -> None:
-        self.lines = LineProgress(self.total, "train PPO", "env steps")
+        self.lines = LineProgress(self.total, "train PPO", self.unit)
 
     def _on_step(self) -> bool:
         self.lines.update(self.training_env.num_envs)
@@ -172,7 +193,11 @@ class ProgressLines(BaseCallback):
 def build_ppo(venv: VecEnv, config: PPOConfig, tensorboard: Path | None, seed: int) -> PPO:
     """The project's PPO on ``venv``; rewards are normalised for training only
     (``VecNormalize``), so the saved policy acts on raw frames. With ``config.prev_action`` the
-    policy also sees its last action (:class:`~agents.prev_action.VecPrevAction`)."""
+    policy also sees its last action (:class:`~agents.prev_action.VecPrevAction`); with
+    ``config.action_repeat`` > 1 each of its decisions is held that many steps
+    (:class:`~agents.action_repeat.VecActionRepeat`), and PPO's step counts are decisions."""
+    if config.action_repeat > 1:
+        venv = VecActionRepeat(venv, config.action_repeat)
     if config.prev_action:
         venv = VecPrevAction(venv)
     norm = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=config.gamma)
@@ -225,10 +250,10 @@ def train_ppo(
     if snapshots:
         callbacks.append(_Snapshots(env_name, out, sorted(snapshots), config))
     if progress_bar and not to_terminal():
-        callbacks.append(ProgressLines(config.steps))
+        callbacks.append(ProgressLines(config.decisions(config.steps), config.progress_unit))
     try:
         model.learn(
-            total_timesteps=config.steps,
+            total_timesteps=config.decisions(config.steps),
             progress_bar=progress_bar and to_terminal(),
             callback=callbacks or None,
             tb_log_name="ppo",
@@ -251,7 +276,7 @@ class _Snapshots(BaseCallback):
         self.env_name, self.out, self.todo, self.config = env_name, out, list(steps), config
 
     def _on_step(self) -> bool:
-        while self.todo and self.num_timesteps >= self.todo[0]:
+        while self.todo and self.num_timesteps * self.config.action_repeat >= self.todo[0]:
             steps = self.todo.pop(0)
             meta = {**vars(self.config), "train_steps": steps}
             save_agent(snapshot_path(self.out, steps), self.env_name, self.model.policy, meta)

@@ -189,21 +189,25 @@ def test_take_cover_experiment_end_to_end_from_the_command_line(
             "--agent-steps", "128", "--agent-envs", "2", "--episodes", "2", "--temperature",
             "0.5", "1.5", "--exploit-starts", "2", "--agent-eval-every", "0",
             "--out", str(tmp_path), "--threads", "1", "--quiet",
-            "--prev-action", "--agent-seed", "3"]  # fmt: skip
+            "--prev-action", "--agent-seed", "3", "--action-repeat", "2"]  # fmt: skip
     first = _cli(*args)
     assert first.returncode == 0, first.stderr
     out = tmp_path / "agents"
     results = json.loads((out / "results.json").read_text())
     kinds = [(a["trained_in"], a["temperature"]) for a in results["agents"]]
-    assert kinds == [("dream", 0.5), ("dream", 1.5), ("real game", None), ("nothing", None)]
+    assert kinds == [("dream", 0.5), ("dream", 1.5), ("real game", None), *[("nothing", None)] * 2]
+    assert results["agents"][-1]["name"] == "random policy, held 2 steps"
     assert all(len(a["returns"]) == 2 and a["tics_mean"] > 0 for a in results["agents"])
     assert [e["temperature"] for e in results["exploit"]] == [0.5, 1.5]
     assert (out / "results.png").stat().st_size > 0 and (out / "dream-t0.5" / "clip.mp4").exists()
     assert "PPO in the dream, T=1.5" in (out / "results.md").read_text()
     assert results["ppo"]["seed"] == 3 and results["ppo"]["prev_action"]
-    for run in ("dream-t1.5", "real"):  # both kinds of agent trained with their last action
+    assert results["ppo"]["action_repeat"] == 2
+    for run in ("dream-t1.5", "real"):  # both kinds: their last action, decisions held 2 steps
         agent = load_agent(out / run / "agent.pt", "take_cover")
-        assert agent.n_actions == 3 and agent.memory
+        assert agent.n_actions == 3 and agent.memory and agent.repeat == 2
+        # 64 decisions asked for; PPO runs whole rollouts (n_steps x 2 envs), 2 steps each
+        assert agent.meta["train_steps"] == PPOConfig().n_steps * 2 * 2
 
     again = _cli(*args, "--resume")
     assert again.returncode == 0, again.stderr

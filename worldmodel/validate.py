@@ -186,7 +186,7 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
         if stage in configs:
             train_config(configs[stage])
             fits_in_memory("--batch-size", configs[stage].batch_size, each, "its clips", dev)
-    for flag in ("--agent-steps", "--agent-envs", "--episodes"):
+    for flag in ("--agent-steps", "--agent-envs", "--episodes", "--action-repeat"):
         at_least(flag, getattr(args, flag[2:].replace("-", "_")), 1)
     for temperature in args.temperature:
         between("--temperature", temperature, 0, 3)
