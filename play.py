@@ -46,6 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mode", choices=MODES, default="dream", help="what to show")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument(
+        "--copy-unchanged",
+        action="store_true",
+        help="keep the pixels whose codes did not change (a steadier still view; with "
+        "--temperature 0.5 it beats copying the last frame on held-out play, docs/EVALUATION.md)",
+    )
     p.add_argument("--scale", type=int, default=8, help="pixel scale of the 64x64 frames")
     p.add_argument(
         "--fps", type=float, help="frame-rate cap, 0 for none (default: 15, headless: none)"
@@ -83,7 +89,14 @@ def main(argv: list[str] | None = None) -> None:
             controller = Controller(
                 policy, len(scenario.actions), list(scenario.action_names), args.seed, agent
             )
-            session = PlaySession(args.env, args.mode, model, args.temperature, args.seed)
+            session = PlaySession(
+                args.env,
+                args.mode,
+                model,
+                args.temperature,
+                args.seed,
+                copy_unchanged=args.copy_unchanged,
+            )
         except (UnknownEnvError, CheckpointError, AgentError, UserError, ValueError, OSError) as e:
             fail(str(e))
         options = PlayOptions(

@@ -15,6 +15,7 @@ from agents.play.loop import Controller, PlayOptions, run
 from agents.play.session import PlaySession
 from agents.scenarios import SCENARIOS, get_scenario
 from tests.conftest import ROOT, tiny_world_model
+from worldmodel.sampling import SamplingConfig
 
 KEYS_OF = {
     "MOVE_FORWARD": "w",
@@ -212,3 +213,22 @@ def test_a_dream_with_game_state_shows_health_dies_and_says_so(
     run(session, PlayOptions(headless=True, steps=3, fps=0), controller)
     out = capsys.readouterr().out
     assert "dream death after 1 steps, return -96 (HEALTH 0)" in out
+
+
+def test_a_session_can_keep_the_pixels_of_unchanged_codes() -> None:
+    from tests.conftest import tiny_frame_world_model
+
+    session = PlaySession("health_gathering", "dream", tiny_frame_world_model(), seed=1)
+    steady = PlaySession(
+        "health_gathering", "dream", tiny_frame_world_model(), seed=1, copy_unchanged=True
+    )
+    try:
+        assert not session.dreamer.sampling.copy_unchanged
+        steady.set_temperature(0.5)  # the T/G keys keep the choice
+        assert steady.dreamer.sampling == SamplingConfig(temperature=0.5, copy_unchanged=True)
+        controller = Controller("random", 6, list(steady.scenario.action_names), 0, None)
+        summary = run(steady, PlayOptions(headless=True, steps=5, fps=0), controller)
+        assert summary.steps == 5
+    finally:
+        session.close()
+        steady.close()

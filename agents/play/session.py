@@ -63,6 +63,7 @@ class PlaySession:
         seed: int = 0,
         warmup: int | None = None,
         done_threshold: float = 0.5,
+        copy_unchanged: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -72,6 +73,7 @@ class PlaySession:
         self.real: DoomEnv = make_env(env_name)
         self.scenario = self.real.scenario
         self.temperature = temperature
+        self.copy_unchanged = copy_unchanged  # frame prior: still codes keep their pixels
         self.done_threshold = done_threshold
         self.dreamer: Dreamer | None = model.dreamer(1, self._sampling(), seed) if model else None
         s = model.frames_per_step if model else 1
@@ -104,7 +106,7 @@ class PlaySession:
         return self.real_score.over
 
     def _sampling(self) -> SamplingConfig:
-        return SamplingConfig(temperature=self.temperature)
+        return SamplingConfig(temperature=self.temperature, copy_unchanged=self.copy_unchanged)
 
     def set_temperature(self, value: float) -> None:
         self.temperature = float(np.clip(value, 0.0, 3.0))
