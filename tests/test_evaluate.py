@@ -187,13 +187,19 @@ def test_evaluate_cli_prints_a_summary(hg_dataset: Path, tmp_path: Path, capsys)
             "--checkpoint", str(path), "--data", str(hg_dataset), "--out", str(out), "--quick",
             "--quiet", "--one-step", "2", "--clips", "2", "--horizon", "4", "--idm-steps", "5",
             "--idm-transitions", "10", "--no-full-context", "--no-real-game", "--long-play", "0",
+            "--temperature", "0.5", "--state-temperature", "1", "--copy-unchanged",
         ]
     )  # fmt: skip
     line = capsys.readouterr().out.splitlines()[0]
     summary = json.loads(line)
     assert summary["arch"] == "frame" and summary["health_mae"] >= 0
     assert summary["one_step_copy"] is not None and summary["open_loop_frozen"] is not None
-    assert "open_loop_full" not in json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "open_loop_full" not in metrics
+    assert metrics["config"]["state_temperature"] == 1.0 and metrics["config"]["copy_unchanged"]
+    assert (
+        "temperature 0.5 (game state: 1.0), copy_unchanged True" in (out / "report.md").read_text()
+    )
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,9 @@ class EvalConfig:
     idm_steps: int = field(default=1500, metadata=_help("inverse-dynamics training steps"))
     idm_transitions: int = field(default=2000, metadata=_help("real held-out transitions"))
     temperature: float = field(default=1.0, metadata=_help("sampling temperature of the dream"))
+    state_temperature: float | None = field(
+        default=None, metadata=_help("of the game-state tokens alone (None: as the frames')")
+    )
     copy_unchanged: bool = field(
         default=False, metadata=_help("the dream keeps pixels whose codes did not change")
     )
@@ -78,7 +81,11 @@ class EvalConfig:
 
     @property
     def sampling(self) -> SamplingConfig:
-        return SamplingConfig(self.temperature, copy_unchanged=self.copy_unchanged)
+        return SamplingConfig(
+            self.temperature,
+            state_temperature=self.state_temperature,
+            copy_unchanged=self.copy_unchanged,
+        )
 
 
 def _bar(desc: str, progress: bool):

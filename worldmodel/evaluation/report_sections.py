@@ -338,8 +338,10 @@ def sections(m: dict[str, Any]) -> list[tuple[str, str]]:
             "Setup",
             f"env `{m['env']}`, {m['arch']} prior, data `{m['data']}` split `{m['split']}` "
             f"({m['episodes']} episodes: {behaviours}); "
-            f"temperature {c['temperature']}, copy_unchanged {c['copy_unchanged']}, seed "
-            f"{c['seed']}. FVD sets hold {m.get('fvd', {}).get('clips', 0)} clips (FVD is biased "
+            f"temperature {c['temperature']} (game state: "
+            f"{c.get('state_temperature') or 'the same'}), "
+            f"copy_unchanged {c['copy_unchanged']}, seed {c['seed']}. "
+            f"FVD sets hold {m.get('fvd', {}).get('clips', 0)} clips (FVD is biased "
             f"upward for small sets: compare only equal sizes). Took {m['seconds']:.0f} s.",
         ),
     ]
