@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from agents.policies import grown
+
 
 class VecActionRepeat(VecEnvWrapper):
     """Each action is stepped ``repeat`` times; rewards are summed up to the episode's end.
@@ -72,11 +74,9 @@ class Held:
 
     def _rows(self, n: int, rows: np.ndarray | None) -> np.ndarray:
         rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
-        if len(rows) and rows.max() >= len(self._left):
+        if len(rows):
             size = int(rows.max()) + 1
-            action, left = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64)
-            action[: len(self._action)], left[: len(self._left)] = self._action, self._left
-            self._action, self._left = action, left
+            self._action, self._left = grown(self._action, size, 0), grown(self._left, size, 0)
         return rows
 
     def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:

@@ -13,6 +13,15 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from agents.prev_action import FRAME, PREV, one_hot
 
 
+def grown(table: np.ndarray, size: int, fill: int) -> np.ndarray:
+    """``table`` (a per-env-slot array) with room for ``size`` slots, new ones set to ``fill``."""
+    if len(table) >= size:
+        return table
+    out = np.full(size, fill, dtype=table.dtype)
+    out[: len(table)] = table
+    return out
+
+
 class Policy(Protocol):
     n_actions: int
 
@@ -62,10 +71,8 @@ class AgentPolicy:
 
     def _rows(self, n: int, rows: np.ndarray | None) -> np.ndarray:
         rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
-        if len(rows) and rows.max() >= len(self._last):
-            grown = np.full(int(rows.max()) + 1, -1, dtype=np.int64)
-            grown[: len(self._last)] = self._last
-            self._last = grown
+        if len(rows):
+            self._last = grown(self._last, int(rows.max()) + 1, -1)
         return rows
 
     @torch.inference_mode()
@@ -137,22 +144,17 @@ class StickyExploration:
         # epsilon = m / (m + (1 - p) / p) of steps explore (m = sticky_mean).
         self._p_start = epsilon / (sticky_mean * (1.0 - epsilon) + epsilon)
         self.rng = np.random.default_rng(seed)
-        self._held: np.ndarray | None = None
-        self._left: np.ndarray | None = None
+        self._held = np.zeros(0, dtype=np.int64)
+        self._left = np.zeros(0, dtype=np.int64)
         self.last_explored = np.zeros(0, dtype=bool)  # which envs' last action was exploratory
 
     def _grow(self, slots: int) -> None:
-        if self._held is None or len(self._held) < slots:
-            held, left = np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64)
-            if self._held is not None and self._left is not None:
-                held[: len(self._held)], left[: len(self._left)] = self._held, self._left
-            self._held, self._left = held, left
+        self._held, self._left = grown(self._held, slots, 0), grown(self._left, slots, 0)
 
     def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         n = len(obs)
         rows = np.arange(n) if rows is None else np.asarray(rows)
         self._grow(int(rows.max()) + 1 if n else 0)
-        assert self._held is not None and self._left is not None
         held, left = self._held[rows], self._left[rows]
         start = (left == 0) & (self.rng.random(n) < self._p_start)
         k = int(start.sum())
@@ -169,7 +171,7 @@ class StickyExploration:
 
     def reset_env(self, i: int) -> None:
         """Forget env ``i``'s held action (its episode ended), and tell the policy."""
-        if self._left is not None and i < len(self._left):
+        if i < len(self._left):
             self._left[i] = 0
         reset = getattr(self.policy, "reset_env", None)
         if reset is not None:
