@@ -54,6 +54,11 @@ class VecActionRepeat(VecEnvWrapper):
         return obs, total, ended, final_infos
 
 
+def hold(policy, repeat: int):
+    """``policy`` playing each decision for ``repeat`` steps (itself when ``repeat`` is 1)."""
+    return Held(policy, repeat) if repeat > 1 else policy
+
+
 class Held:
     """Plays ``policy`` with each slot's decision held for ``repeat`` of its steps.
 

@@ -33,7 +33,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
-from agents.action_repeat import Held
+from agents.action_repeat import hold
 from agents.doom_env import make_env
 from agents.dream_vec import SB3DreamVecEnv
 from agents.policies import AgentPolicy
@@ -187,8 +187,7 @@ class _Checkpoints(BaseCallback):
         live = self.model.policy
         policy = make_policy(live.observation_space, live.action_space)
         policy.load_state_dict({k: v.cpu() for k, v in live.state_dict().items()})
-        agent = AgentPolicy(policy, seed=0)
-        player = Held(agent, self.repeat) if self.repeat > 1 else agent
+        player = hold(AgentPolicy(policy, seed=0), self.repeat)
         scores = score_real(player, self.run.env, self.evals.episodes)
         point = {
             "steps": steps,

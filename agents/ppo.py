@@ -24,7 +24,7 @@ from stable_baselines3.common.policies import (
 )
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from agents.action_repeat import Held, VecActionRepeat
+from agents.action_repeat import Held, VecActionRepeat, hold
 from agents.doom_env import make_env
 from agents.policies import AgentPolicy
 from agents.prev_action import VecPrevAction, prev_action_space
@@ -162,8 +162,7 @@ def load_agent(
         raise AgentError(f"{path} does not fit the policy network ({e})") from None
     meta = blob.get("meta", {})
     agent = AgentPolicy(policy, deterministic=deterministic, seed=seed, meta=meta)
-    repeat = agent_repeat(meta)
-    return Held(agent, repeat) if repeat > 1 else agent
+    return hold(agent, agent_repeat(meta))
 
 
 def agent_repeat(meta: dict[str, Any]) -> int:
