@@ -4,8 +4,8 @@ A tokenizer travels in three layouts: a ``vqvae`` training checkpoint (``config`
 ``step``), a ``prior`` or ``worldmodel`` checkpoint (``tokenizer: {config, model, step}``), and
 a ``decoder`` fine-tuning checkpoint (``config`` and a ``model`` whose ``tokenizer.`` entries
 are the tokenizer). Swapping a decoder is only allowed between tokenizers whose frozen part
-(encoder, pre_quant, codebook, shared position tables) is bit-identical, so every prior
-trained on the old codes keeps working.
+(encoder, pre_quant, codebook, shared position tables) is identical, up to the fp16 storage of
+a shipped model, so every prior trained on the old codes keeps working.
 """
 
 from __future__ import annotations
@@ -52,6 +52,21 @@ def frozen_fingerprint(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def same_codes(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """True if two tokenizer states have the same frozen weights up to fp16 storage (a model
+    shipped with ``--half`` keeps its encoder in fp16), so they make the same codes."""
+    keys = {k for k in a if is_frozen(k)}
+    if keys != {k for k in b if is_frozen(k)}:
+        return False
+    for key in keys:
+        x, y = a[key].detach().cpu(), b[key].detach().cpu()
+        if x.is_floating_point() and y.is_floating_point():
+            x, y = x.half(), y.half()
+        if x.shape != y.shape or not torch.equal(x, y):
+            return False
+    return True
+
+
 def swap_decoder(target: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     """``target`` (a vqvae, prior or worldmodel checkpoint) with its tokenizer's decoder
     replaced by the one in ``source`` (any checkpoint holding a tokenizer).
@@ -60,7 +75,7 @@ def swap_decoder(target: dict[str, Any], source: dict[str, Any]) -> dict[str, An
     """
     _, old_state, _ = read_tokenizer(target)
     new_config, new_state, _ = read_tokenizer(source)
-    if frozen_fingerprint(old_state) != frozen_fingerprint(new_state):
+    if not same_codes(old_state, new_state):
         raise CheckpointError(
             "the decoder comes from a tokenizer with another encoder or codebook: its codes "
             "differ, so a prior trained on the target's codes would not fit it"
