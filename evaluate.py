@@ -37,6 +37,7 @@ from worldmodel.cli import (
 )
 from worldmodel.data import DatasetError, load_manifest
 from worldmodel.evaluation.pipeline import EvalConfig, evaluate
+from worldmodel.sampling import sampling_label
 from worldmodel.world_model import WorldModel
 
 
@@ -64,7 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def summary(m: dict) -> dict:
     """The headline figures, each with its baseline."""
     c = m["config"]
-    one = m.get("one_step", {}).get(f"ctx{c['one_step_context']}/T{c['temperature']:g}", {})
+    label = sampling_label(c["temperature"], c.get("top_p"))
+    one = m.get("one_step", {}).get(f"ctx{c['one_step_context']}/{label}", {})
     out = {
         "arch": m["arch"],
         "one_step_dream": one.get("dream"),

@@ -52,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keep the pixels whose codes did not change (a steadier still view; with "
         "--temperature 0.5 it beats copying the last frame on held-out play, docs/EVALUATION.md)",
     )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        help="nucleus sampling: draw each code from the smallest set holding this probability",
+    )
     p.add_argument("--scale", type=int, default=8, help="pixel scale of the 64x64 frames")
     p.add_argument(
         "--fps", type=float, help="frame-rate cap, 0 for none (default: 15, headless: none)"
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.temperature,
                 args.seed,
                 copy_unchanged=args.copy_unchanged,
+                top_p=args.top_p,
             )
         except (UnknownEnvError, CheckpointError, AgentError, UserError, ValueError, OSError) as e:
             fail(str(e))

@@ -163,6 +163,7 @@ def test_no_display_is_a_clear_error_not_a_hang(tiny_model_path: Path) -> None:
         (["--env", "take_cover"], "trained on 'health_gathering', not 'take_cover'"),
         (["--record", "x.avi"], ".mp4 or .gif"),
         (["--policy", "script:missing.txt"], "missing.txt"),
+        (["--top-p", "0"], "--top-p must be in [0.01, 1]"),
     ],
 )
 def test_bad_input_gets_a_one_line_error(
@@ -220,12 +221,20 @@ def test_a_session_can_keep_the_pixels_of_unchanged_codes() -> None:
 
     session = PlaySession("health_gathering", "dream", tiny_frame_world_model(), seed=1)
     steady = PlaySession(
-        "health_gathering", "dream", tiny_frame_world_model(), seed=1, copy_unchanged=True
+        "health_gathering",
+        "dream",
+        tiny_frame_world_model(),
+        seed=1,
+        copy_unchanged=True,
+        top_p=0.9,
     )
     try:
         assert not session.dreamer.sampling.copy_unchanged
-        steady.set_temperature(0.5)  # the T/G keys keep the choice
-        assert steady.dreamer.sampling == SamplingConfig(temperature=0.5, copy_unchanged=True)
+        assert session.dreamer.sampling.top_p is None
+        steady.set_temperature(0.5)  # the T/G keys keep the other choices
+        assert steady.dreamer.sampling == SamplingConfig(
+            temperature=0.5, top_p=0.9, copy_unchanged=True
+        )
         controller = Controller("random", 6, list(steady.scenario.action_names), 0, None)
         summary = run(steady, PlayOptions(headless=True, steps=5, fps=0), controller)
         assert summary.steps == 5

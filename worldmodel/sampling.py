@@ -40,6 +40,11 @@ class SamplingConfig:
     copy_unchanged: bool = False
 
 
+def sampling_label(temperature: float, top_p: float | None = None) -> str:
+    """How reports name a sampling setting: ``T1``, or ``T1 p0.9`` with nucleus sampling."""
+    return f"T{temperature:g}" + (f" p{top_p:g}" if top_p is not None and top_p < 1 else "")
+
+
 def sample_logits(
     logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None = None
 ) -> torch.Tensor:

@@ -229,6 +229,7 @@ def evaluate_args(args: argparse.Namespace, config: Any, out: Path) -> str:
         at_least("--" + flag.replace("_", "-"), getattr(config, flag), 1)
     at_least("--context", config.context, 1)
     at_least("--temperature", config.temperature, 0)
+    between("--top-p", config.top_p, 0.01, 1)
     frames = config.horizon + (config.context or config.horizon)
     fits_in_memory("--clips", config.clips, 2 * frames * FRAME_BYTES, "the real and dreamed clips")
     existing_file("--i3d", args.i3d, I3D_HINT)
@@ -248,6 +249,7 @@ def play_args(args: argparse.Namespace) -> str:
     at_least("--fps", args.fps, 0)
     between("--scale", args.scale, 1, MAX_SCALE)
     between("--temperature", args.temperature, 0, 3)  # the range T/G move it in
+    between("--top-p", args.top_p, 0.01, 1)
     at_least("--steps", args.steps, 1)
     at_least("--seed", args.seed, 0)
     policy = args.policy or "human"

@@ -64,6 +64,7 @@ class PlaySession:
         warmup: int | None = None,
         done_threshold: float = 0.5,
         copy_unchanged: bool = False,
+        top_p: float | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -74,6 +75,7 @@ class PlaySession:
         self.scenario = self.real.scenario
         self.temperature = temperature
         self.copy_unchanged = copy_unchanged  # frame prior: still codes keep their pixels
+        self.top_p = top_p  # nucleus sampling of the codes (None: all codes)
         self.done_threshold = done_threshold
         self.dreamer: Dreamer | None = model.dreamer(1, self._sampling(), seed) if model else None
         s = model.frames_per_step if model else 1
@@ -106,7 +108,9 @@ class PlaySession:
         return self.real_score.over
 
     def _sampling(self) -> SamplingConfig:
-        return SamplingConfig(temperature=self.temperature, copy_unchanged=self.copy_unchanged)
+        return SamplingConfig(
+            temperature=self.temperature, top_p=self.top_p, copy_unchanged=self.copy_unchanged
+        )
 
     def set_temperature(self, value: float) -> None:
         self.temperature = float(np.clip(value, 0.0, 3.0))

@@ -7,6 +7,7 @@ real value). Every figure is also grouped by the behaviour that played the episo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -18,7 +19,7 @@ from worldmodel.evaluation.openloop import OpenLoop, clip_starts, one_step, open
 from worldmodel.evaluation.state import StateEval, teacher_forced_state
 from worldmodel.frames import to_model, to_uint8
 from worldmodel.metrics import capped_psnr, ssim
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling import SamplingConfig, sampling_label
 from worldmodel.training.codes import CodeSet
 from worldmodel.world_model import WorldModel
 
@@ -44,17 +45,17 @@ def full_context(model: WorldModel) -> int:
     return model.dreamer(1).history * model.frames_per_step
 
 
-def sampling_settings(model: WorldModel, temperature: float) -> dict[str, SamplingConfig]:
+def sampling_settings(
+    model: WorldModel, temperature: float, top_p: float | None = None
+) -> dict[str, SamplingConfig]:
     """The dream's sampling and greedy decoding; the frame prior also with ``copy_unchanged``."""
     base = {
-        f"T{temperature:g}": SamplingConfig(temperature=temperature),
+        sampling_label(temperature, top_p): SamplingConfig(temperature=temperature, top_p=top_p),
         "greedy": SamplingConfig(temperature=0.0),
     }
     if model.arch != "frame":
         return base
-    kept = {
-        k + "+copy": SamplingConfig(s.temperature, copy_unchanged=True) for k, s in base.items()
-    }
+    kept = {k + "+copy": dataclasses.replace(s, copy_unchanged=True) for k, s in base.items()}
     return {**base, **kept}
 
 
@@ -67,6 +68,7 @@ def one_step_suite(
     batch: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    top_p: float | None = None,
 ) -> dict[str, dict]:
     """Teacher-forced one step for every context length and sampling setting, from the same
     ``n`` samples (same seed): mean PSNR of the dream, of copying the last real frame and of the
@@ -75,7 +77,7 @@ def one_step_suite(
     of = behaviours(store)
     out: dict[str, dict] = {}
     for context in contexts:
-        for label, sampling in sampling_settings(model, temperature).items():
+        for label, sampling in sampling_settings(model, temperature, top_p).items():
             if progress is not None:
                 progress(f"one step, {context} frames, {label}")
             one = one_step(model, store, n, context, batch, seed, sampling)
@@ -122,6 +124,7 @@ def open_loop_suite(
         "context": context,
         "clips": len(ol.real),
         "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
         "psnr_per_frame": ol.psnr.tolist(),
         "frozen_psnr_per_frame": frozen_psnr.mean(0).tolist(),
         "ssim_per_frame": ol.ssim.tolist(),

@@ -66,6 +66,12 @@ class EvalConfig:
     idm_steps: int = field(default=1500, metadata=_help("inverse-dynamics training steps"))
     idm_transitions: int = field(default=2000, metadata=_help("real held-out transitions"))
     temperature: float = field(default=1.0, metadata=_help("sampling temperature of the dream"))
+    top_p: float | None = field(
+        default=None,
+        metadata=_help(
+            "nucleus sampling: draw codes from the smallest set with this much probability"
+        ),
+    )
     state_temperature: float | None = field(
         default=None, metadata=_help("of the game-state tokens alone (None: as the frames')")
     )
@@ -83,6 +89,7 @@ class EvalConfig:
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(
             self.temperature,
+            top_p=self.top_p,
             state_temperature=self.state_temperature,
             copy_unchanged=self.copy_unchanged,
         )
@@ -151,6 +158,7 @@ def evaluate(
             config.batch,
             config.seed,
             say,
+            top_p=config.top_p,
         )
 
     runs = {}

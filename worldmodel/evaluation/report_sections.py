@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from worldmodel.sampling import sampling_label
+
 
 def fmt(v: Any) -> str:
     if isinstance(v, float):
@@ -37,7 +39,8 @@ def _first(values: list[float] | None) -> float:
 
 def summary(m: dict[str, Any]) -> str:
     rows: list[list[Any]] = []
-    head = f"ctx{m['config']['one_step_context']}/T{m['config']['temperature']:g}"
+    c = m["config"]
+    head = f"ctx{c['one_step_context']}/{sampling_label(c['temperature'], c.get('top_p'))}"
     one = m.get("one_step", {}).get(head)
     if one:
         rows.append(["one-step PSNR (dB), " + head, one["dream"], f"copy {one['copy']:.2f}"])
@@ -338,7 +341,7 @@ def sections(m: dict[str, Any]) -> list[tuple[str, str]]:
             "Setup",
             f"env `{m['env']}`, {m['arch']} prior, data `{m['data']}` split `{m['split']}` "
             f"({m['episodes']} episodes: {behaviours}); "
-            f"temperature {c['temperature']} (game state: "
+            f"temperature {c['temperature']}, top-p {c.get('top_p') or 'off'} (game state: "
             f"{c.get('state_temperature') or 'the same'}), "
             f"copy_unchanged {c['copy_unchanged']}, seed {c['seed']}. "
             f"FVD sets hold {m.get('fvd', {}).get('clips', 0)} clips (FVD is biased "
