@@ -14,11 +14,18 @@ from worldmodel.checkpoint import load_checkpoint, save_checkpoint
 from worldmodel.tokenizer_swap import is_frozen
 
 
-def ship_tool():
+@pytest.fixture
+def shipping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """(the tool with its assets folder in tmp, that folder, a run holding a tiny prior)."""
     spec = importlib.util.spec_from_file_location("ship_tool", ROOT / "tools" / "ship_model.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    return tool
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    monkeypatch.setattr(tool, "ASSETS", assets)
+    run = tmp_path / "run"
+    write_run(run, tiny_frame_world_model(seed=0, bank=False))
+    return tool, assets, run
 
 
 def write_run(run: Path, model) -> None:
@@ -41,13 +48,8 @@ def with_new_decoder(model, path: Path, seed: int) -> Path:
     return save_frame_world_model(model, path)
 
 
-def test_ship_takes_the_decoder_of_the_replaced_model(tmp_path: Path, monkeypatch) -> None:
-    tool = ship_tool()
-    assets = tmp_path / "assets"
-    assets.mkdir()
-    monkeypatch.setattr(tool, "ASSETS", assets)
-    run = tmp_path / "run"
-    write_run(run, tiny_frame_world_model(seed=0, bank=False))
+def test_ship_takes_the_decoder_of_the_replaced_model(shipping) -> None:
+    tool, assets, run = shipping
     # the model being replaced: same codes, a tuned decoder, an older prior, and its card
     shipped = with_new_decoder(
         tiny_frame_world_model(seed=0, bank=False), assets / "health_gathering.pt", 1
@@ -74,14 +76,9 @@ def test_ship_takes_the_decoder_of_the_replaced_model(tmp_path: Path, monkeypatc
 
 
 def test_ship_refuses_a_decoder_of_other_codes_and_keeps_the_shipped_model(
-    tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+    shipping, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tool = ship_tool()
-    assets = tmp_path / "assets"
-    assets.mkdir()
-    monkeypatch.setattr(tool, "ASSETS", assets)
-    run = tmp_path / "run"
-    write_run(run, tiny_frame_world_model(seed=0, bank=False))
+    tool, assets, run = shipping
     shipped = save_frame_world_model(tiny_frame_world_model(seed=1), assets / "health_gathering.pt")
     before = shipped.read_bytes()
     with pytest.raises(SystemExit) as e:

@@ -51,20 +51,18 @@ def main(argv: list[str] | None = None) -> None:
             decoder_card = json.loads(card_path.read_text()).get("decoder")
     exported = args.run / "worldmodel.pt"  # the run's export holds its real start windows
     starts = WorldModel.load(exported, args.env).starts if exported.exists() else None
+    # build the bundle beside the run and write the asset last, so a refused decoder swap
+    # leaves the shipped model untouched
+    staged = args.run / "worldmodel-ship.pt"
+    export_world_model(args.run / "prior.pt", staged, half=args.half, starts=starts)
+    blob = load_checkpoint(staged, "worldmodel", args.env)
+    staged.unlink()
     if source is not None:
-        # swap before writing the asset, so a refused swap leaves the shipped model untouched
-        staged = args.run / "worldmodel-ship.pt"
-        export_world_model(args.run / "prior.pt", staged, half=args.half, starts=starts)
         try:
-            blob = swap_decoder(load_checkpoint(staged, "worldmodel", args.env), source)
+            blob = swap_decoder(blob, source)
         except CheckpointError as e:
-            staged.unlink()
             fail(str(e))
-        save_checkpoint(out, blob)
-        staged.unlink()
-    else:
-        export_world_model(args.run / "prior.pt", out, half=args.half, starts=starts)
-    blob = load_checkpoint(out, "worldmodel", args.env)
+    save_checkpoint(out, blob)
     card = {
         "env": args.env,
         "file": out.name,
