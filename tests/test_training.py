@@ -7,9 +7,16 @@ import pytest
 import torch
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint
-from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, VQVAEConfig, from_dict, prior_config_for
+from worldmodel.config import (
+    PRIOR_PRESETS,
+    VQVAE_PRESETS,
+    FramePriorConfig,
+    VQVAEConfig,
+    from_dict,
+    prior_config_for,
+)
 from worldmodel.training.loop import Runtime, TrainConfig, train
-from worldmodel.training.prior_stage import PriorStage
+from worldmodel.training.prior_stage import PriorStage, check_prior_resume
 from worldmodel.training.vqvae_stage import VQVAEStage
 from worldmodel.vqvae import VQVAE
 from worldmodel.world_model import WorldModel, export_world_model
@@ -169,3 +176,13 @@ def test_prior_trains_resumes_and_exports_a_world_model(hg_dataset: Path, tmp_pa
     model = WorldModel.load(tmp_path / "worldmodel.pt", "health_gathering")
     assert model.action_names[1] == "forward"
     assert next(model.prior.parameters()).dtype == torch.float32  # fp16 on disk, fp32 in use
+
+
+def test_resume_refuses_another_prior_config_or_tokenizer_and_names_the_difference():
+    ours = FramePriorConfig(n_actions=6, state_vocab=(201,))
+    check_prior_resume(dataclasses.replace(ours), 500, ours, 500)  # the same run: resumes
+    wider = dataclasses.replace(ours, d_model=240)
+    with pytest.raises(CheckpointError, match=r"d_model.*\(240, 192\).*same --preset"):
+        check_prior_resume(wider, 500, ours, 500)
+    with pytest.raises(CheckpointError, match="tokenizer in --out changed"):
+        check_prior_resume(ours, 400, ours, 500)

@@ -26,7 +26,7 @@ from worldmodel.sampling import SamplingConfig
 from worldmodel.training.codes import cached_codes
 from worldmodel.training.frame_windows import FrameBatch, frame_batch, window_starts
 from worldmodel.training.media import clip_grid, write_gif
-from worldmodel.training.prior_stage import load_tokenizer
+from worldmodel.training.prior_stage import check_prior_resume, load_tokenizer
 from worldmodel.world_model import WorldModel
 
 
@@ -166,18 +166,9 @@ class FramePriorStage:
     def check_resume(self, blob: dict[str, Any]) -> None:
         if blob.get("arch") != "frame":
             raise CheckpointError("cannot resume: the checkpoint holds another prior architecture")
-        theirs = from_dict(FramePriorConfig, blob["config"])
-        if theirs != self.config:
-            diff = {
-                k: (v, getattr(self.config, k))
-                for k, v in to_dict(theirs).items()
-                if getattr(self.config, k) != v
-            }
-            raise CheckpointError(
-                f"cannot resume: the checkpoint's prior config differs {diff} (checkpoint, "
-                "requested); use the same --preset and flags, or a new --out"
-            )
-        if blob["tokenizer"]["step"] != self.tokenizer_state["step"]:
-            raise CheckpointError(
-                "cannot resume: the tokenizer in --out changed since this prior began"
-            )
+        check_prior_resume(
+            from_dict(FramePriorConfig, blob["config"]),
+            blob["tokenizer"]["step"],
+            self.config,
+            self.tokenizer_state["step"],
+        )

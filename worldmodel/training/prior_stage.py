@@ -171,18 +171,28 @@ class PriorStage:
         }
 
     def check_resume(self, blob: dict[str, Any]) -> None:
-        theirs = from_dict(PriorConfig, blob["config"])
-        if theirs != self.config:
-            diff = {
-                k: (v, getattr(self.config, k))
-                for k, v in to_dict(theirs).items()
-                if getattr(self.config, k) != v
-            }
-            raise CheckpointError(
-                f"cannot resume: the checkpoint's prior config differs {diff} (checkpoint, "
-                "requested); use the same --preset and flags, or a new --out"
-            )
-        if blob["tokenizer"]["step"] != self.tokenizer_state["step"]:
-            raise CheckpointError(
-                "cannot resume: the tokenizer in --out changed since this prior began"
-            )
+        check_prior_resume(
+            from_dict(PriorConfig, blob["config"]),
+            blob["tokenizer"]["step"],
+            self.config,
+            self.tokenizer_state["step"],
+        )
+
+
+def check_prior_resume(
+    theirs: Any, tokenizer_step: int, ours: Any, our_tokenizer_step: int
+) -> None:
+    """Refuse to resume a prior whose config (``theirs``) differs from the requested one
+    (``ours``), or that began on another tokenizer than the one now in the run folder."""
+    if theirs != ours:
+        diff = {
+            k: (v, getattr(ours, k)) for k, v in to_dict(theirs).items() if getattr(ours, k) != v
+        }
+        raise CheckpointError(
+            f"cannot resume: the checkpoint's prior config differs {diff} (checkpoint, "
+            "requested); use the same --preset and flags, or a new --out"
+        )
+    if tokenizer_step != our_tokenizer_step:
+        raise CheckpointError(
+            "cannot resume: the tokenizer in --out changed since this prior began"
+        )
