@@ -169,13 +169,19 @@ def save_frame_world_model(model, path: Path) -> Path:
     return path
 
 
-def entry_point(name: str):
-    """The ``main(argv)`` of the top-level script ``name``.py (collect, train, play, evaluate),
-    to run a command line in the test process."""
+def script_module(path: str):
+    """The module of a script that is not in a package (``evaluate.py``,
+    ``tools/ship_model.py``), loaded from the repository root, to call it in the test process."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"cli_{name}", ROOT / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"script_{Path(path).stem}", ROOT / path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
+
+
+def entry_point(name: str):
+    """The ``main(argv)`` of the top-level script ``name``.py (collect, train, play, evaluate),
+    to run a command line in the test process."""
+    return script_module(f"{name}.py").main

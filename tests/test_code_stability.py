@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import ROOT, save_frame_world_model, tiny_frame_world_model
+from tests.conftest import save_frame_world_model, script_module, tiny_frame_world_model
 
-_spec = importlib.util.spec_from_file_location("code_stability", ROOT / "tools/code_stability.py")
-_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_tool)
+_tool = script_module("tools/code_stability.py")
 main, sticky_codes = _tool.main, _tool.sticky_codes
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 import torch
 
 from agents import dream_difficulty as dd
-from tests.conftest import ROOT, save_frame_world_model, tiny_frame_world_model
+from tests.conftest import save_frame_world_model, script_module, tiny_frame_world_model
 from worldmodel.data import EpisodeStore
 from worldmodel.sampling import SamplingConfig
 
@@ -60,9 +59,7 @@ def test_dream_runs_count_each_dream_once_and_stop_at_the_cap(hg_dataset: Path) 
 def test_the_tool_prints_both_checks_and_refuses_a_wrong_dataset(
     hg_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = importlib.util.spec_from_file_location("dd_tool", ROOT / "tools" / "dream_difficulty.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = script_module("tools/dream_difficulty.py")
     path = save_frame_world_model(tiny_frame_world_model(bank=False), tmp_path / "hg.pt")
     args = [
         "--checkpoint",

@@ -18,7 +18,7 @@ import pytest
 
 from agents.play.loop import Controller, PlayOptions, run
 from agents.play.session import PlaySession
-from tests.conftest import ROOT, entry_point, tiny_world_model
+from tests.conftest import ROOT, entry_point, script_module, tiny_world_model
 from worldmodel.checkpoint import load_checkpoint
 from worldmodel.data import EpisodeStore, load_manifest, read_episode, split_of, write_manifest
 from worldmodel.data.splits import split_entries
@@ -270,12 +270,7 @@ def test_progress_in_a_log_is_plain_lines(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_a_report_for_the_shipped_model_goes_under_runs() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("cli_evaluate_out", ROOT / "evaluate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = script_module("evaluate.py")
     shipped = ROOT / "worldmodel" / "assets" / "health_gathering.pt"
     assert module.default_out(shipped, True) == Path("runs/eval/health_gathering-eval-quick")
     mine = Path("runs/hg-cpu/worldmodel.pt")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import ROOT, save_frame_world_model, tiny_frame_world_model
+from tests.conftest import save_frame_world_model, script_module, tiny_frame_world_model
 from worldmodel.checkpoint import load_checkpoint, save_checkpoint
 from worldmodel.tokenizer_swap import is_frozen
 
@@ -17,9 +16,7 @@ from worldmodel.tokenizer_swap import is_frozen
 @pytest.fixture
 def shipping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """(the tool with its assets folder in tmp, that folder, a run holding a tiny prior)."""
-    spec = importlib.util.spec_from_file_location("ship_tool", ROOT / "tools" / "ship_model.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = script_module("tools/ship_model.py")
     assets = tmp_path / "assets"
     assets.mkdir()
     monkeypatch.setattr(tool, "ASSETS", assets)
