@@ -54,9 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     # build the bundle beside the run and write the asset last, so a refused decoder swap
     # leaves the shipped model untouched
     staged = args.run / "worldmodel-ship.pt"
-    export_world_model(args.run / "prior.pt", staged, half=args.half, starts=starts)
-    blob = load_checkpoint(staged, "worldmodel", args.env)
-    staged.unlink()
+    try:
+        export_world_model(args.run / "prior.pt", staged, half=args.half, starts=starts)
+        blob = load_checkpoint(staged, "worldmodel", args.env)
+    finally:
+        staged.unlink(missing_ok=True)
     if source is not None:
         try:
             blob = swap_decoder(blob, source)
