@@ -48,20 +48,18 @@ def measure(model: WorldModel, store: EpisodeStore, episodes: int, frames: int, 
     for pos in range(min(episodes, len(store))):
         episode = store.episode(pos)
         x = to_model(episode.frames[None, :frames])
-        actions = torch.as_tensor(episode.actions[: x.shape[2] - 1].astype(np.int64))
-        with torch.no_grad():
-            z = tokenizer._encode(x)[0].permute(1, 2, 3, 0)  # (T, H, W, D)
-            distances = (z[..., None, :] - codebook).pow(2).sum(-1)
-            for tau in taus:
-                codes = sticky_codes(distances, tau)
-                recon = tokenizer.decode(codes[None])
-                same = (codes[1:] == codes[:-1]).float().mean((1, 2))
-                on_noop = actions == noop
-                sums[tau] += [
-                    capped_psnr(to_uint8(recon)[0], episode.frames[: x.shape[2]]).mean(),
-                    same[on_noop].sum().item(),
-                    same.sum().item(),
-                ]
+        on_noop = torch.as_tensor(episode.actions[: x.shape[2] - 1] == noop)
+        z = tokenizer.encode_latents(x)[0].permute(1, 2, 3, 0)  # (T, H, W, D)
+        distances = (z[..., None, :] - codebook).pow(2).sum(-1)
+        for tau in taus:
+            codes = sticky_codes(distances, tau)
+            recon = tokenizer.decode(codes[None])
+            same = (codes[1:] == codes[:-1]).float().mean((1, 2))
+            sums[tau] += [
+                capped_psnr(to_uint8(recon)[0], episode.frames[: x.shape[2]]).mean(),
+                same[on_noop].sum().item(),
+                same.sum().item(),
+            ]
         counts += [1, int(on_noop.sum()), len(same)]
     return {tau: tuple(s / np.maximum(counts, 1)) for tau, s in sums.items()}
 

@@ -231,6 +231,11 @@ class VQVAE(nn.Module):
         return VQVAEOutput(recon, q.codes.view(b, t, h, w), losses, q.perplexity, q.dead)
 
     @torch.no_grad()
+    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's outputs (B, D, T', H', W') before quantisation, for frames x."""
+        return self._encode(x)
+
+    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes (B, T / time_down, H', W') int64 for frames (B, 3, T, H, W) in [-0.5, 0.5]."""
         z = self._encode(x)
