@@ -178,9 +178,9 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
     # every override now (both sections are applied here), not when the prior starts after an
     # hour of tokenizer training
     for item in args.overrides:
-        sections = ("vqvae", "decoder") if args.stage == "decoder" else ("vqvae", "prior")
+        sections = ("vqvae", "decoder") if args.stage == "decoder" else ("vqvae", "prior", "frame")
         if "=" in item and item.partition(".")[0] not in sections:
-            raise UserError(f"--set {item}: the section must be {' or '.join(sections)}")
+            raise UserError(f"--set {item}: the section must be {', '.join(sections)}")
     for stage in ("vqvae", "prior"):
         each = clip_bytes(stage, args.preset, args.overrides)
         if stage in configs:
@@ -230,6 +230,7 @@ def evaluate_args(args: argparse.Namespace, config: Any, out: Path) -> str:
     at_least("--context", config.context, 1)
     at_least("--temperature", config.temperature, 0)
     between("--top-p", config.top_p, 0.01, 1)
+    at_least("--passes", config.passes, 1)
     frames = config.horizon + (config.context or config.horizon)
     fits_in_memory("--clips", config.clips, 2 * frames * FRAME_BYTES, "the real and dreamed clips")
     existing_file("--i3d", args.i3d, I3D_HINT)
@@ -250,6 +251,7 @@ def play_args(args: argparse.Namespace) -> str:
     between("--scale", args.scale, 1, MAX_SCALE)
     between("--temperature", args.temperature, 0, 3)  # the range T/G move it in
     between("--top-p", args.top_p, 0.01, 1)
+    at_least("--passes", args.passes, 1)
     at_least("--steps", args.steps, 1)
     at_least("--seed", args.seed, 0)
     policy = args.policy or "human"

@@ -65,19 +65,21 @@ class PlaySession:
         done_threshold: float = 0.5,
         copy_unchanged: bool = False,
         top_p: float | None = None,
+        passes: int = 1,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if mode != "real" and model is None:
             raise ValueError(f"mode {mode!r} needs a world model")
         self.mode, self.model, self.seed = mode, model, seed
-        self.real: DoomEnv = make_env(env_name)
-        self.scenario = self.real.scenario
         self.temperature = temperature
         self.copy_unchanged = copy_unchanged  # frame prior: still codes keep their pixels
         self.top_p = top_p  # nucleus sampling of the codes (None: all codes)
+        self.passes = passes  # passes per frame (a prior trained with frame.reveal)
         self.done_threshold = done_threshold
         self.dreamer: Dreamer | None = model.dreamer(1, self._sampling(), seed) if model else None
+        self.real: DoomEnv = make_env(env_name)  # after the dreamer, which checks its settings
+        self.scenario = self.real.scenario
         s = model.frames_per_step if model else 1
         if warmup is None:  # half the prior's window of real frames (at least one step)
             warmup = max(s, (self.dreamer.window // 2) * s if self.dreamer else 1) - 1
@@ -109,7 +111,10 @@ class PlaySession:
 
     def _sampling(self) -> SamplingConfig:
         return SamplingConfig(
-            temperature=self.temperature, top_p=self.top_p, copy_unchanged=self.copy_unchanged
+            temperature=self.temperature,
+            top_p=self.top_p,
+            copy_unchanged=self.copy_unchanged,
+            passes=self.passes,
         )
 
     def set_temperature(self, value: float) -> None:
