@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def summary(m: dict) -> dict:
     """The headline figures, each with its baseline."""
     c = m["config"]
-    label = sampling_label(c["temperature"], c.get("top_p"))
+    label = sampling_label(c["temperature"], c.get("top_p"), c.get("passes", 1))
     one = m.get("one_step", {}).get(f"ctx{c['one_step_context']}/{label}", {})
     out = {
         "arch": m["arch"],

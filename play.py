@@ -57,6 +57,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="nucleus sampling: draw each code from the smallest set holding this probability",
     )
+    p.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        help="draw each frame in N passes, each committing its surest codes (a model trained "
+        "with frame.reveal)",
+    )
     p.add_argument("--scale", type=int, default=8, help="pixel scale of the 64x64 frames")
     p.add_argument(
         "--fps", type=float, help="frame-rate cap, 0 for none (default: 15, headless: none)"
@@ -102,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.seed,
                 copy_unchanged=args.copy_unchanged,
                 top_p=args.top_p,
+                passes=args.passes,
             )
         except (UnknownEnvError, CheckpointError, AgentError, UserError, ValueError, OSError) as e:
             fail(str(e))

@@ -63,6 +63,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "raster: the paper's code-by-code prior (default for paper)",
     )
     p.add_argument(
+        "--init-prior",
+        type=Path,
+        metavar="CKPT",
+        help="--stage prior: start from this frame-prior model's weights and tokenizer "
+        "(a fine-tune; e.g. worldmodel/assets/ENV.pt with --set frame.reveal=true)",
+    )
+    p.add_argument(
         "--no-state",
         action="store_true",
         help="frame prior without game-state tokens (frames only, the dream cannot end)",
@@ -199,6 +206,7 @@ def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
         not args.quiet,
         arch,
         not args.no_state,
+        init=args.init_prior,
     )
 
 

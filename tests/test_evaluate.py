@@ -206,7 +206,10 @@ def test_evaluate_cli_prints_a_summary(hg_dataset: Path, tmp_path: Path, capsys)
     )
     assert metrics["open_loop"]["top_p"] == 0.9
     report = (out / "report.md").read_text()
-    assert "temperature 0.5, top-p 0.9 (game state: 1.0), copy_unchanged True" in report
+    assert (
+        "temperature 0.5, top-p 0.9, 1 pass(es) per frame (game state: 1.0), copy_unchanged True"
+        in report
+    )
     assert "one-step PSNR (dB), ctx7/T0.5 p0.9" in report
 
 

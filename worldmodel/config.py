@@ -224,6 +224,13 @@ class FramePriorConfig:
     )
     corrupt_levels: int = field(default=8, metadata=_help("buckets of the corruption level input"))
     state_weight: float = field(default=1.0, metadata=_help("weight of the state tokens' loss"))
+    reveal: bool = field(
+        default=False,
+        metadata=_help(
+            "a block also reads its own step's codes revealed so far, so a frame can be drawn "
+            "in several passes (MaskGIT-style iterative decoding; beyond the paper)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:

@@ -19,6 +19,12 @@ Alignment (per latent step t of a window, s = actions per step):
     inputs  codes[t - 1], state[t - 1]   (BOS / "none" before an episode's first step)
     cond    actions[t] (the s actions into step t's frames; -1 = none)
     targets codes[t], state[t]
+
+Iterative decoding (``config.reveal``, beyond the paper; MaskGIT-style): block t also reads,
+at each place, step t's own code where it is already revealed (MASK elsewhere). Trained with a
+random share of each block's codes revealed and the loss on the hidden ones, the prior can draw
+a frame in a few passes, each committing its most confident codes, so the codes of one frame
+are drawn together rather than each on its own.
 """
 
 from __future__ import annotations
@@ -131,6 +137,8 @@ class FramePrior(nn.Module):
         self.action_emb = nn.Embedding(c.n_actions + 1, c.action_dim) if c.n_actions else None
         self.action_in = nn.Linear(c.cond_dim, d) if c.n_actions and c.action_input else None
         self.level_emb = nn.Embedding(c.corrupt_levels, d) if c.corrupt > 0 else None
+        self.mask_id = c.n_codes  # a hidden place of the current step (reveal only)
+        self.reveal_emb = nn.Embedding(c.n_codes + 1, d) if c.reveal else None
         self.time_bias = nn.Parameter(torch.zeros(c.n_heads, c.steps))
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layers))
         self.ln_f = CondLayerNorm(d, c.cond_dim)
@@ -144,6 +152,8 @@ class FramePrior(nn.Module):
             if norm.affine is not None:
                 nn.init.zeros_(norm.affine.weight)
                 nn.init.zeros_(norm.affine.bias)
+        if self.reveal_emb is not None:  # starts as a no-op: a prior without it, fine-tuned
+            nn.init.zeros_(self.reveal_emb.weight)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -188,11 +198,20 @@ class FramePrior(nn.Module):
         state: torch.Tensor,
         cond: torch.Tensor | None,
         level: torch.Tensor | None = None,
+        current: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Input tokens (B, T, slots, d) of blocks whose previous step held ``codes``
-        (B, T, H*W) (BOS allowed) and ``state`` (B, T, V) bins (-1 = none)."""
+        (B, T, H*W) (BOS allowed) and ``state`` (B, T, V) bins (-1 = none). ``current``
+        (B, T, H*W): each block's own codes revealed so far, ``mask_id`` where hidden (reveal
+        priors only; None: all hidden)."""
         c = self.config
         x = self.tok_emb(codes)
+        if self.reveal_emb is not None:
+            x = x + self.reveal_emb(
+                torch.full_like(codes, self.mask_id) if current is None else current
+            )
+        elif current is not None:
+            raise ValueError("this prior was trained without reveal: it draws a frame in one pass")
         if c.codebook_dim:
             vec = F.embedding(codes.clamp(max=c.n_codes - 1), self.codebook)
             x = x + self.code_in(vec) * (codes < c.n_codes)[..., None]
@@ -244,6 +263,7 @@ class FramePrior(nn.Module):
         level: torch.Tensor | None = None,
         targets: tuple[torch.Tensor, torch.Tensor] | None = None,
         valid: torch.Tensor | None = None,
+        current: torch.Tensor | None = None,
     ) -> FramePriorOutput:
         """Teacher-forced pass over whole windows.
 
@@ -254,11 +274,15 @@ class FramePrior(nn.Module):
             level: (B,) int64 corruption level bucket of each window (None: 0).
             targets: codes (B, T, H, W) and state bins (B, T, V) of each block, for the loss.
             valid: (B, T) bool, blocks that count in the loss (default: all).
+            current: (B, T, H, W) int64, each block's own codes where revealed, ``mask_id``
+                where hidden (reveal priors; None: all hidden). Only hidden codes count in
+                the loss.
         """
         b, t = in_codes.shape[:2]
         cond = self.condition(actions)
         norms = self.norm_params(cond)
-        x = self.embed(in_codes.reshape(b, t, -1), in_state, cond, level)  # (B, T, S, d)
+        cur = None if current is None else current.reshape(b, t, -1)
+        x = self.embed(in_codes.reshape(b, t, -1), in_state, cond, level, cur)  # (B, T, S, d)
         mask = time_mask(t, self.time_bias)
         for i, block in enumerate(self.blocks):
             x, _, _ = block(x, self.block_norms(norms, i), mask)
@@ -266,7 +290,8 @@ class FramePrior(nn.Module):
         code_logits, state_logits = self.logits(hidden)
         out = FramePriorOutput(code_logits, state_logits)
         if targets is not None:
-            out.loss, out.terms = self._loss(out, targets, valid)
+            hidden = None if cur is None else cur == self.mask_id
+            out.loss, out.terms = self._loss(out, targets, valid, hidden)
         return out
 
     def _loss(
@@ -274,6 +299,7 @@ class FramePrior(nn.Module):
         out: FramePriorOutput,
         targets: tuple[torch.Tensor, torch.Tensor],
         valid: torch.Tensor | None,
+        hidden: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         codes, state = targets
         b, t = codes.shape[:2]
@@ -282,7 +308,11 @@ class FramePrior(nn.Module):
             out.code_logits.flatten(0, 2), codes.reshape(-1), reduction="none"
         ).view(b, t, -1)
         denom = w.sum().clamp(min=1.0)
-        code_loss = (ce.mean(-1) * w).sum() / denom
+        if hidden is None:
+            code_loss = (ce.mean(-1) * w).sum() / denom
+        else:  # revealed codes are given: only the hidden ones are predicted
+            wp = hidden.float() * w[..., None]
+            code_loss = (ce * wp).sum() / wp.sum().clamp(min=1.0)
         terms = {"ce": code_loss, "bits_per_dim": code_loss / math.log(2)}
         total = code_loss
         if out.state_logits:
@@ -295,6 +325,9 @@ class FramePrior(nn.Module):
             terms["state_ce"] = state_loss
             total = total + self.config.state_weight * state_loss
         with torch.no_grad():
-            hit = (out.code_logits.argmax(-1) == codes.reshape(b, t, -1)).float().mean(-1)
-            terms["code_acc"] = (hit * w).sum() / denom
+            hit = (out.code_logits.argmax(-1) == codes.reshape(b, t, -1)).float()
+            if hidden is None:
+                terms["code_acc"] = (hit.mean(-1) * w).sum() / denom
+            else:
+                terms["code_acc"] = (hit * wp).sum() / wp.sum().clamp(min=1.0)
         return total, terms

@@ -44,6 +44,12 @@ class FrameDreamer:
             )
         self.tokenizer, self.prior, self.game = tokenizer.eval(), prior.eval(), game
         self.sampling = sampling or SamplingConfig()
+        if self.sampling.passes < 1:
+            raise ValueError(f"passes must be at least 1, got {self.sampling.passes}")
+        if self.sampling.passes > 1 and not c.reveal:
+            raise ValueError(
+                "this prior draws a frame in one pass (it was trained without reveal): use passes=1"
+            )
         self.batch, self.s, self.window = batch, c.actions_per_step, c.steps
         self.device = next(prior.parameters()).device
         self.generator = generator
@@ -152,6 +158,7 @@ class FrameDreamer:
                 codes.shape[0], codes.shape[1], 0, dtype=torch.long, device=self.device
             )
         in_codes, in_state, first = self._blocks(codes, acts, state)
+        current = codes if self.prior.config.reveal else None  # real steps: all revealed
         idx = torch.arange(self.batch, device=self.device)
         if rows is not None:
             idx = torch.as_tensor(rows, device=self.device)
@@ -171,7 +178,10 @@ class FrameDreamer:
             k = min(self.window, codes.shape[1] - (0 if at_start else 1))
             if len(sel) == 0 or k <= 0:
                 continue
-            keys, values = self._prefill(in_codes[sel, -k:], in_state[sel, -k:], acts[sel, -k:])
+            cur = None if current is None else current[sel, -k:]
+            keys, values = self._prefill(
+                in_codes[sel, -k:], in_state[sel, -k:], acts[sel, -k:], cur
+            )
             self.cache.fill(idx[sel], keys, values)
         self.started = True
         if self.sampling.copy_unchanged:  # start_codes alone: show the codes' reconstruction
@@ -198,15 +208,20 @@ class FrameDreamer:
         return to_uint8(self.tokenizer.decode_last(codes))[:, -1]
 
     def _prefill(
-        self, in_codes: torch.Tensor, in_state: torch.Tensor, acts: torch.Tensor
+        self,
+        in_codes: torch.Tensor,
+        in_state: torch.Tensor,
+        acts: torch.Tensor,
+        current: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Every layer's time-attention keys/values (b * slots, heads, k, head_dim) of k
-        context blocks."""
+        context blocks (``current``: their own codes, for a reveal prior)."""
         p = self.prior
         b, k = in_codes.shape[:2]
         cond = p.condition(acts)
         norms = p.norm_params(cond)
-        x = p.embed(in_codes.reshape(b, k, -1), in_state, cond)
+        cur = None if current is None else current.reshape(b, k, -1)
+        x = p.embed(in_codes.reshape(b, k, -1), in_state, cond, current=cur)
         mask = time_mask(k, p.time_bias)
         keys, values = [], []
         for i, block in enumerate(p.blocks):
@@ -220,7 +235,7 @@ class FrameDreamer:
         """Dream one latent step for every row given its actions (B, s) (or (B,) if s = 1)."""
         if not self.started:
             raise RuntimeError("call start() with real context frames first")
-        p, c = self.prior, self.prior.config
+        c = self.prior.config
         acts = torch.as_tensor(actions, dtype=torch.long, device=self.device).view(
             self.batch, 1, self.s
         )
@@ -229,18 +244,7 @@ class FrameDreamer:
                 f"actions must be in [0, {c.n_actions}), got {acts.flatten().tolist()}"
             )
         t0 = time.perf_counter()
-        cond = p.condition(acts)
-        norms = p.norm_params(cond)
-        last = self.codes[:, -1].reshape(self.batch, 1, -1)
-        x = p.embed(last, self.state[:, None], cond)[:, 0]  # (B, slots, d)
-        self.cache.begin_step()
-        mask = self.cache.mask(p.time_bias)
-        for i, block in enumerate(p.blocks):
-            x = _cached_block(block, x, p.block_norms(norms, i), mask, self.cache, i)
-        self.cache.end_step()
-        hidden = p.final(x[:, None], norms)  # (B, 1, slots, d)
-        code_logits, state_logits = p.logits(hidden)
-        new = sample_logits(code_logits.reshape(-1, c.n_codes), self.sampling, self.generator)
+        new, state_logits = self._draw(acts)
         step_codes = new.view(self.batch, 1, c.height, c.width)
         for v, logits in enumerate(state_logits):
             self.state[:, v] = self._sample_state(logits[:, 0], v)
@@ -263,6 +267,49 @@ class FrameDreamer:
             done_prob=dead.astype(np.float32),
             variables=variables,
         )
+
+    def _draw(self, acts: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The new step's codes (B, H'*W') for actions (B, 1, s), and its state logits.
+
+        With ``passes`` > 1 (a reveal prior), pass k draws every hidden code and commits the
+        most confident ones (the drawn code's probability), so that after it a share
+        1 - cos(pi/2 * k / passes) of the places is revealed; the last pass commits the rest.
+        Each pass rewrites the new block's keys in the ring, so the window keeps the last."""
+        p, c = self.prior, self.prior.config
+        cond = p.condition(acts)
+        norms = p.norm_params(cond)
+        last = self.codes[:, -1].reshape(self.batch, 1, -1)
+        passes, places = self.sampling.passes, c.code_slots
+        current = (
+            torch.full_like(last[:, 0], p.mask_id) if c.reveal else None
+        )  # (B, H'*W'), mask_id where hidden
+        self.cache.begin_step()
+        mask = self.cache.mask(p.time_bias)
+        for k in range(1, passes + 1):
+            cur = None if current is None else current[:, None]
+            x = p.embed(last, self.state[:, None], cond, current=cur)[:, 0]  # (B, slots, d)
+            for i, block in enumerate(p.blocks):
+                x = _cached_block(block, x, p.block_norms(norms, i), mask, self.cache, i)
+            code_logits, state_logits = p.logits(p.final(x[:, None], norms))
+            logits = code_logits[:, 0]  # (B, H'*W', K)
+            drawn = sample_logits(logits.reshape(-1, c.n_codes), self.sampling, self.generator)
+            drawn = drawn.view(self.batch, places)
+            if current is None:
+                new = drawn
+                break
+            hidden = current == p.mask_id
+            if k == passes:
+                new = torch.where(hidden, drawn, current)
+                break
+            sure = logits.float().log_softmax(-1).gather(-1, drawn[..., None])[..., 0]
+            sure = sure.masked_fill(~hidden, float("-inf"))
+            shown = places - math.ceil(places * math.cos(math.pi / 2 * k / passes))
+            n_new = shown - int((~hidden[0]).sum())
+            if n_new > 0:
+                pick = sure.topk(n_new, dim=-1).indices
+                current.scatter_(1, pick, drawn.gather(1, pick))
+        self.cache.end_step()
+        return new, state_logits
 
     def _sample_state(self, logits: torch.Tensor, v: int) -> torch.Tensor:
         """Variable ``v``'s next bin (B,) from its logits (B, bins), with the state temperature

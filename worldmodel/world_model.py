@@ -84,12 +84,12 @@ class WorldModel:
             raise CheckpointError(f"{path} has no reward/termination heads ({', '.join(missing)})")
         try:
             tokenizer = VQVAE(from_dict(VQVAEConfig, blob["tokenizer"]["config"]))
-            tokenizer.load_state_dict(_float32(blob["tokenizer"]["model"]))
+            tokenizer.load_state_dict(float32_state(blob["tokenizer"]["model"]))
             if frame:
                 prior = FramePrior(from_dict(FramePriorConfig, blob["config"]))
             else:
                 prior = Prior(from_dict(PriorConfig, blob["config"]))
-            prior.load_state_dict(_float32(weights))
+            prior.load_state_dict(float32_state(weights))
             game = GameState.from_dict(blob.get("game"))
             starts = DreamStarts.from_dict(blob["starts"]) if blob.get("starts") else None
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
@@ -107,7 +107,7 @@ class WorldModel:
         )
 
 
-def _float32(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def float32_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 

@@ -46,12 +46,15 @@ def full_context(model: WorldModel) -> int:
 
 
 def sampling_settings(
-    model: WorldModel, temperature: float, top_p: float | None = None
+    model: WorldModel, temperature: float, top_p: float | None = None, passes: int = 1
 ) -> dict[str, SamplingConfig]:
-    """The dream's sampling and greedy decoding; the frame prior also with ``copy_unchanged``."""
+    """The dream's sampling and greedy decoding (both in ``passes`` passes per frame); the frame
+    prior also with ``copy_unchanged``."""
     base = {
-        sampling_label(temperature, top_p): SamplingConfig(temperature=temperature, top_p=top_p),
-        "greedy": SamplingConfig(temperature=0.0),
+        sampling_label(temperature, top_p, passes): SamplingConfig(
+            temperature=temperature, top_p=top_p, passes=passes
+        ),
+        "greedy": SamplingConfig(temperature=0.0, passes=passes),
     }
     if model.arch != "frame":
         return base
@@ -69,6 +72,7 @@ def one_step_suite(
     seed: int,
     progress: Callable[[str], None] | None = None,
     top_p: float | None = None,
+    passes: int = 1,
 ) -> dict[str, dict]:
     """Teacher-forced one step for every context length and sampling setting, from the same
     ``n`` samples (same seed): mean PSNR of the dream, of copying the last real frame and of the
@@ -77,7 +81,7 @@ def one_step_suite(
     of = behaviours(store)
     out: dict[str, dict] = {}
     for context in contexts:
-        for label, sampling in sampling_settings(model, temperature, top_p).items():
+        for label, sampling in sampling_settings(model, temperature, top_p, passes).items():
             if progress is not None:
                 progress(f"one step, {context} frames, {label}")
             one = one_step(model, store, n, context, batch, seed, sampling)
@@ -125,6 +129,7 @@ def open_loop_suite(
         "clips": len(ol.real),
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
+        "passes": sampling.passes,
         "psnr_per_frame": ol.psnr.tolist(),
         "frozen_psnr_per_frame": frozen_psnr.mean(0).tolist(),
         "ssim_per_frame": ol.ssim.tolist(),

@@ -72,6 +72,10 @@ class EvalConfig:
             "nucleus sampling: draw codes from the smallest set with this much probability"
         ),
     )
+    passes: int = field(
+        default=1,
+        metadata=_help("draw each frame in this many passes (priors trained with frame.reveal)"),
+    )
     state_temperature: float | None = field(
         default=None, metadata=_help("of the game-state tokens alone (None: as the frames')")
     )
@@ -92,6 +96,7 @@ class EvalConfig:
             top_p=self.top_p,
             state_temperature=self.state_temperature,
             copy_unchanged=self.copy_unchanged,
+            passes=self.passes,
         )
 
 
@@ -159,6 +164,7 @@ def evaluate(
             config.seed,
             say,
             top_p=config.top_p,
+            passes=config.passes,
         )
 
     runs = {}

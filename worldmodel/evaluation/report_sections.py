@@ -40,7 +40,8 @@ def _first(values: list[float] | None) -> float:
 def summary(m: dict[str, Any]) -> str:
     rows: list[list[Any]] = []
     c = m["config"]
-    head = f"ctx{c['one_step_context']}/{sampling_label(c['temperature'], c.get('top_p'))}"
+    label = sampling_label(c["temperature"], c.get("top_p"), c.get("passes", 1))
+    head = f"ctx{c['one_step_context']}/{label}"
     one = m.get("one_step", {}).get(head)
     if one:
         rows.append(["one-step PSNR (dB), " + head, one["dream"], f"copy {one['copy']:.2f}"])
@@ -341,7 +342,8 @@ def sections(m: dict[str, Any]) -> list[tuple[str, str]]:
             "Setup",
             f"env `{m['env']}`, {m['arch']} prior, data `{m['data']}` split `{m['split']}` "
             f"({m['episodes']} episodes: {behaviours}); "
-            f"temperature {c['temperature']}, top-p {c.get('top_p') or 'off'} (game state: "
+            f"temperature {c['temperature']}, top-p {c.get('top_p') or 'off'}, "
+            f"{c.get('passes', 1)} pass(es) per frame (game state: "
             f"{c.get('state_temperature') or 'the same'}), "
             f"copy_unchanged {c['copy_unchanged']}, seed {c['seed']}. "
             f"FVD sets hold {m.get('fvd', {}).get('clips', 0)} clips (FVD is biased "

@@ -92,6 +92,7 @@ class FramePriorStage:
                 c.corrupt,
                 c.corrupt_levels,
                 rng,
+                reveal_codes=c.reveal,
             )
             step += 1
 
@@ -106,6 +107,7 @@ class FramePriorStage:
             t(batch.level),
             (t(batch.codes), t(batch.state)),
             t(batch.valid),
+            None if batch.current is None else t(batch.current),
         )
         logs = {"loss": float(out.loss.detach())}
         logs.update({k: float(v.detach()) for k, v in out.terms.items()})
@@ -134,6 +136,13 @@ class FramePriorStage:
         metrics["one_step_psnr_copy_unchanged"] = float(kept.dream.mean())
         if noop.any():
             metrics["one_step_noop_psnr_copy_unchanged"] = float(kept.dream[noop].mean())
+        if self.config.reveal:  # what drawing in passes gives at the dream's temperature
+            for passes in (1, 4):
+                drawn = SamplingConfig(temperature=1.0, passes=passes)
+                at_t1 = one_step(
+                    model, self.val, n, context=self.config.steps, sampling=drawn, seed=1
+                )
+                metrics[f"one_step_psnr_t1_x{passes}"] = float(at_t1.dream.mean())
         if one.pred_vars is not None and len(one.pred_vars):
             metrics["state_mae"] = float(np.abs(one.pred_vars - one.true_vars).mean())
         ol = open_loop(model, self.val, n // 2, context=4, horizon=16, sampling=greedy, seed=2)

@@ -36,6 +36,33 @@ class FrameBatch:
     valid: np.ndarray  # (B, T) bool
     level: np.ndarray  # (B,) int64 corruption level bucket
     starts: np.ndarray  # (B,) global index of each window's first target step
+    current: np.ndarray | None = None  # (B, T, H, W) revealed codes, n_codes = hidden (reveal)
+
+
+# Shares of blocks drawn with nothing revealed (a frame in one pass, and every pass's start)
+# and with everything revealed (how a dream's context blocks from real frames look).
+NONE_REVEALED, ALL_REVEALED = 0.25, 0.1
+
+
+def reveal(codes: np.ndarray, mask_id: int, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``codes`` (B, T, H, W) with some places of each block hidden (``mask_id``).
+
+    A block is all hidden with probability ``NONE_REVEALED``, all shown with ``ALL_REVEALED``,
+    else hides a share cos(pi/2 * u), u ~ U(0, 1), of its places (MaskGIT's schedule, so the
+    early passes of a dream, which see few codes, are trained as often as the late ones)."""
+    b, t = codes.shape[:2]
+    places = int(np.prod(codes.shape[2:]))
+    kind = rng.random((b, t))
+    share = np.cos(np.pi / 2 * rng.random((b, t)))
+    share = np.where(
+        kind < NONE_REVEALED, 1.0, np.where(kind < NONE_REVEALED + ALL_REVEALED, 0.0, share)
+    )
+    n_hidden = np.ceil(share * places).astype(np.int64)  # (B, T)
+    rank = rng.random((b, t, places)).argsort(-1).argsort(-1)  # a random order of the places
+    hidden = rank < n_hidden[..., None]
+    out = codes.reshape(b, t, places).copy()
+    out[hidden] = mask_id
+    return out.reshape(codes.shape)
 
 
 def frame_batch(
@@ -47,6 +74,7 @@ def frame_batch(
     corrupt: float = 0.0,
     levels: int = 8,
     rng: np.random.Generator | None = None,
+    reveal_codes: bool = False,
 ) -> FrameBatch:
     """The windows of ``blocks`` blocks whose first target steps are ``starts``.
 
@@ -54,6 +82,8 @@ def frame_batch(
     replaced by a random one with probability r, and each input state value moved by up to 10
     bins with probability r / 2, so the model learns to lean on the history when its input is
     wrong, as its own dreamed input will be. The level's bucket is an input of the model.
+    With ``reveal_codes`` (and an ``rng``), ``current`` holds each block's own codes with some
+    hidden (:func:`reveal`).
     """
     b = len(starts)
     g = starts[:, None] + np.arange(blocks)[None]  # (B, T) target steps
@@ -77,13 +107,16 @@ def frame_batch(
             shift = rng.integers(-10, 11, in_state.shape)
             hi = np.array(game.vocab) - 1
             in_state = np.where(move, np.clip(in_state + shift, 0, hi), in_state)
+    targets = codes.codes[g].astype(np.int64)
+    current = reveal(targets, n_codes, rng) if reveal_codes and rng is not None else None
     return FrameBatch(
         in_codes=in_codes,
         in_state=in_state,
         actions=codes.actions[g].astype(np.int64),
-        codes=codes.codes[g].astype(np.int64),
+        codes=targets,
         state=state,
         valid=~bos,
         level=level,
         starts=starts,
+        current=current,
     )

@@ -67,17 +67,26 @@ def train_prior(
     arch: str = "frame",
     state: bool = True,
     starts: int = 256,
+    init: Path | None = None,
 ) -> dict[str, Any]:
     """Train ``out/prior.pt`` over the tokenizer in ``out``, then export ``out/worldmodel.pt``.
 
     ``arch`` is ``raster`` (the paper's prior, code by code; overrides ``prior.FIELD``) or
     ``frame`` (the frame-parallel prior; overrides ``frame.FIELD``), which with ``state``
     carries the dataset's game variables as tokens. ``starts`` real start windows of the
-    validation split are bundled into ``worldmodel.pt``."""
+    validation split are bundled into ``worldmodel.pt``. ``init``: a frame-prior model to
+    start from (a fine-tune, see ``worldmodel.training.prior_init``; ignored on resume)."""
     from worldmodel.training.frame_stage import FramePriorStage, game_state_of
+    from worldmodel.training.prior_init import init_blob, load_init_weights, provide_tokenizer
     from worldmodel.training.prior_stage import PriorStage
 
     tokenizer = out / "vqvae.pt"
+    init_from = None
+    if init is not None and not resume:
+        if arch != "frame":
+            raise UserError("--init-prior starts a frame prior; drop --prior-arch raster")
+        init_from = init_blob(init, env)
+        provide_tokenizer(init_from, tokenizer)
     if not tokenizer.exists():
         raise UserError(
             f"no tokenizer at {tokenizer}; train it first: python train.py --env {env} "
@@ -96,6 +105,10 @@ def train_prior(
         stage = FramePriorStage(
             env, data, frame_config, game, preset, out, runtime.device, progress=progress
         )
+        if init_from is not None:
+            new = load_init_weights(stage.model, init_from)
+            if runtime.main:
+                print(f"prior starts from {init}" + (f" (new: {', '.join(new)})" if new else ""))
     elif arch == "raster":
         base = prior_config_for(PRIOR_PRESETS[preset], vq, n_actions)
         model_config = apply_overrides(base, "prior", list(overrides))

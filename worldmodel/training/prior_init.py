@@ -1,0 +1,73 @@
+"""Start a frame prior from a trained one (``train.py --stage prior --init-prior CKPT``).
+
+A fine-tune: the new run reads the same codes as the checkpoint's prior, so its tokenizer is the
+checkpoint's (written into the run folder when the folder has none, else required to be the
+same), and the prior's weights are copied in. Parameters the checkpoint lacks (a switch turned
+on for the fine-tune, e.g. ``reveal``) keep their initialisation, which such switches make a
+no-op, so the fine-tune starts from exactly the checkpoint's predictions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from worldmodel.cli import UserError
+from worldmodel.world_model import float32_state
+
+
+def init_blob(path: Path, env: str) -> dict[str, Any]:
+    """The frame-prior checkpoint (``worldmodel`` or ``prior``) to start from."""
+    blob = load_checkpoint(path, ("worldmodel", "prior"), env)
+    if blob.get("arch") != "frame":
+        raise UserError(f"--init-prior {path} holds no frame prior; pass a frame-prior model")
+    return blob
+
+
+def provide_tokenizer(blob: dict[str, Any], run_tokenizer: Path) -> None:
+    """Write ``blob``'s tokenizer to ``run_tokenizer`` if there is none; refuse another one."""
+    tok = blob["tokenizer"]
+    if run_tokenizer.exists():
+        mine = load_checkpoint(run_tokenizer, "vqvae", blob["env"])
+        if mine["step"] != tok["step"] or mine["config"] != tok["config"]:
+            raise UserError(
+                f"{run_tokenizer} is not the tokenizer of the --init-prior model; "
+                "use a new --out (the model's own tokenizer is written there)"
+            )
+        return
+    save_checkpoint(
+        run_tokenizer,
+        {
+            "kind": "vqvae",
+            "env": blob["env"],
+            "preset": blob.get("preset"),
+            "action_names": list(blob["action_names"]),
+            "config": tok["config"],
+            "model": float32_state(tok["model"]),
+            "step": int(tok["step"]),
+        },
+    )
+
+
+def load_init_weights(model: nn.Module, blob: dict[str, Any]) -> list[str]:
+    """Copy ``blob``'s prior weights into ``model``; return the names it did not have.
+
+    Raises:
+        CheckpointError: a weight of another shape, or one the model does not have (the
+            checkpoint's prior is of another size or kind).
+    """
+    weights = float32_state(blob["model"] if blob["kind"] == "prior" else blob["prior"])
+    own = model.state_dict()
+    extra = sorted(set(weights) - set(own))
+    wrong = sorted(k for k in weights if k in own and weights[k].shape != own[k].shape)
+    if extra or wrong:
+        raise CheckpointError(
+            "the --init-prior model is another size or kind of prior "
+            f"({', '.join((extra + wrong)[:4])} differ); use --preset and --set as it was trained"
+        )
+    missing = sorted(set(own) - set(weights))
+    model.load_state_dict(weights, strict=False)
+    return missing
