@@ -60,9 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--passes",
         type=int,
-        default=1,
         help="draw each frame in N passes, each committing its surest codes (a model trained "
-        "with frame.reveal)",
+        "with frame.reveal; default: 4 for those, else 1)",
     )
     p.add_argument("--scale", type=int, default=8, help="pixel scale of the 64x64 frames")
     p.add_argument(

@@ -13,7 +13,7 @@ from tests.test_frame_prior import GAME, dreamer_sampler_spy, episode, tiny
 from worldmodel.checkpoint import load_checkpoint
 from worldmodel.cli import UserError
 from worldmodel.frame_prior import FramePrior
-from worldmodel.frame_sampling import FrameDreamer
+from worldmodel.frame_sampling import REVEAL_PASSES, FrameDreamer
 from worldmodel.frames import to_model
 from worldmodel.sampling import SamplingConfig
 from worldmodel.training.frame_windows import ALL_REVEALED, NONE_REVEALED, reveal
@@ -104,7 +104,7 @@ def test_one_pass_dreams_equal_the_full_pass_with_real_steps_revealed() -> None:
     codes = tok.encode(to_model(frames))
     state = torch.as_tensor(GAME.quantize(variables))
     context = 3
-    dreamer = FrameDreamer(tok, prior, GAME, 2, SamplingConfig(temperature=0))
+    dreamer = FrameDreamer(tok, prior, GAME, 2, SamplingConfig(temperature=0, passes=1))
     dreamer.start(frames[:, :context], actions[:, :context], variables[:, :context])
     seen: list = []
     for t in range(context, frames.shape[1]):
@@ -159,3 +159,11 @@ def test_init_writes_the_models_tokenizer_and_refuses_another(tmp_path) -> None:
     blob["tokenizer"]["step"] = 8
     with pytest.raises(UserError, match="not the tokenizer"):
         provide_tokenizer(blob, path)
+
+
+def test_a_reveal_prior_draws_in_its_default_passes_unless_told() -> None:
+    tok, prior = tiny(window=4, reveal=True)
+    assert FrameDreamer(tok, prior, GAME, 1).sampling.passes == REVEAL_PASSES
+    assert FrameDreamer(tok, prior, GAME, 1, SamplingConfig(passes=1)).sampling.passes == 1
+    tok, plain = tiny(window=4)
+    assert FrameDreamer(tok, plain, GAME, 1).sampling.passes == 1

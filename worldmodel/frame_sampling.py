@@ -8,6 +8,7 @@ scenario's rules give for them and whether the player died.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -21,6 +22,9 @@ from worldmodel.game_state import GameState
 from worldmodel.ring_cache import RingKVCache
 from worldmodel.sampling import DreamStep, SamplingConfig, sample_logits
 from worldmodel.vqvae import VQVAE
+
+# Passes per frame of a prior trained with ``reveal`` unless the sampling says otherwise.
+REVEAL_PASSES = 4
 
 
 class FrameDreamer:
@@ -44,6 +48,9 @@ class FrameDreamer:
             )
         self.tokenizer, self.prior, self.game = tokenizer.eval(), prior.eval(), game
         self.sampling = sampling or SamplingConfig()
+        if self.sampling.passes is None:
+            passes = REVEAL_PASSES if c.reveal else 1
+            self.sampling = dataclasses.replace(self.sampling, passes=passes)
         if self.sampling.passes < 1:
             raise ValueError(f"passes must be at least 1, got {self.sampling.passes}")
         if self.sampling.passes > 1 and not c.reveal:

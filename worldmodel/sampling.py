@@ -11,6 +11,7 @@ periodic flush of the whole context).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,15 +41,18 @@ class SamplingConfig:
     copy_unchanged: bool = False
     # Frame prior trained with ``reveal`` only: draw each frame in this many passes, each
     # committing the most confident of the codes it drew (MaskGIT's cosine schedule), so a
-    # frame's codes are drawn knowing each other (beyond the paper). 1: all at once.
-    passes: int = 1
+    # frame's codes are drawn knowing each other (beyond the paper). 1: all at once; None: the
+    # model's default (``worldmodel.frame_sampling.REVEAL_PASSES`` for a reveal prior, else 1).
+    passes: int | None = None
 
 
-def sampling_label(temperature: float, top_p: float | None = None, passes: int = 1) -> str:
+def sampling_label(
+    temperature: float, top_p: float | None = None, passes: int | None = None
+) -> str:
     """How reports name a sampling setting: ``T1``, ``T1 p0.9`` with nucleus sampling, ``T1 x4``
     with frames drawn in 4 passes."""
     label = f"T{temperature:g}" + (f" p{top_p:g}" if top_p is not None and top_p < 1 else "")
-    return label + (f" x{passes}" if passes > 1 else "")
+    return label + (f" x{passes}" if passes is not None and passes > 1 else "")
 
 
 def sample_logits(
@@ -97,10 +101,11 @@ class Dreamer:
             raise ValueError("dreaming streams frames: it needs a causal tokenizer")
         self.tokenizer, self.prior = tokenizer.eval(), prior.eval()
         self.sampling = sampling or SamplingConfig()
-        if self.sampling.passes != 1:
+        if self.sampling.passes not in (None, 1):
             raise ValueError(
                 "this prior draws a frame in one pass (it was trained without reveal): use passes=1"
             )
+        self.sampling = dataclasses.replace(self.sampling, passes=1)
         c = prior.config
         self.batch, self.window, self.hw, self.s = (
             batch,

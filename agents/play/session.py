@@ -65,7 +65,7 @@ class PlaySession:
         done_threshold: float = 0.5,
         copy_unchanged: bool = False,
         top_p: float | None = None,
-        passes: int = 1,
+        passes: int | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -75,7 +75,7 @@ class PlaySession:
         self.temperature = temperature
         self.copy_unchanged = copy_unchanged  # frame prior: still codes keep their pixels
         self.top_p = top_p  # nucleus sampling of the codes (None: all codes)
-        self.passes = passes  # passes per frame (a prior trained with frame.reveal)
+        self.passes = passes  # passes per frame (reveal priors; None: the model's default)
         self.done_threshold = done_threshold
         self.dreamer: Dreamer | None = model.dreamer(1, self._sampling(), seed) if model else None
         self.real: DoomEnv = make_env(env_name)  # after the dreamer, which checks its settings

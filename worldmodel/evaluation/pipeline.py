@@ -10,6 +10,7 @@ the caller (``checks``): the model package cannot run the game.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections import Counter
@@ -72,9 +73,12 @@ class EvalConfig:
             "nucleus sampling: draw codes from the smallest set with this much probability"
         ),
     )
-    passes: int = field(
-        default=1,
-        metadata=_help("draw each frame in this many passes (priors trained with frame.reveal)"),
+    passes: int | None = field(
+        default=None,
+        metadata=_help(
+            "draw each frame in this many passes (priors trained with frame.reveal; "
+            "default: the model's, 4 for those, else 1)"
+        ),
     )
     state_temperature: float | None = field(
         default=None, metadata=_help("of the game-state tokens alone (None: as the frames')")
@@ -128,6 +132,8 @@ def evaluate(
     ``data``)."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    if config.passes is None:
+        config = dataclasses.replace(config, passes=model.default_passes)
 
     def say(text: str) -> None:
         if progress:
