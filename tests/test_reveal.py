@@ -148,6 +148,7 @@ def test_each_pass_keeps_what_earlier_passes_committed(passes: int) -> None:
 def test_init_writes_the_models_tokenizer_and_refuses_another(tmp_path) -> None:
     tok, _ = tiny(window=4, reveal=True)
     blob = {
+        "kind": "worldmodel",
         "env": "health_gathering",
         "action_names": ["a"] * 6,
         "tokenizer": {"config": {"n_codes": 32}, "model": tok.state_dict(), "step": 7},
@@ -156,7 +157,14 @@ def test_init_writes_the_models_tokenizer_and_refuses_another(tmp_path) -> None:
     provide_tokenizer(blob, path)
     assert load_checkpoint(path, "vqvae", "health_gathering")["step"] == 7
     provide_tokenizer(blob, path)  # the same tokenizer: accepted
-    blob["tokenizer"]["step"] = 8
+    blob["tokenizer"]["step"] = 8  # trained on, same codes (e.g. a fine-tuned decoder): accepted
+    provide_tokenizer(blob, path)
+    other = {k: v.clone() for k, v in tok.state_dict().items()}
+    encoder_key = next(
+        k for k in other if k.startswith("encoder.") and other[k].is_floating_point()
+    )
+    other[encoder_key] += 1.0  # another encoder: other codes
+    blob["tokenizer"]["model"] = other
     with pytest.raises(UserError, match="not the tokenizer"):
         provide_tokenizer(blob, path)
 

@@ -292,6 +292,7 @@ class FrameDreamer:
         )  # (B, H'*W'), mask_id where hidden
         self.cache.begin_step()
         mask = self.cache.mask(p.time_bias)
+        revealed = 0  # places committed so far, the same in every row
         for k in range(1, passes + 1):
             cur = None if current is None else current[:, None]
             x = p.embed(last, self.state[:, None], cond, current=cur)[:, 0]  # (B, slots, d)
@@ -311,10 +312,10 @@ class FrameDreamer:
             sure = logits.float().log_softmax(-1).gather(-1, drawn[..., None])[..., 0]
             sure = sure.masked_fill(~hidden, float("-inf"))
             shown = places - math.ceil(places * math.cos(math.pi / 2 * k / passes))
-            n_new = shown - int((~hidden[0]).sum())
-            if n_new > 0:
-                pick = sure.topk(n_new, dim=-1).indices
+            if shown > revealed:
+                pick = sure.topk(shown - revealed, dim=-1).indices
                 current.scatter_(1, pick, drawn.gather(1, pick))
+                revealed = shown
         self.cache.end_step()
         return new, state_logits
 

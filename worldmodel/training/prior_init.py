@@ -16,6 +16,7 @@ from torch import nn
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodel.cli import UserError
+from worldmodel.tokenizer_swap import read_tokenizer, same_codes
 from worldmodel.world_model import float32_state
 
 
@@ -28,11 +29,12 @@ def init_blob(path: Path, env: str) -> dict[str, Any]:
 
 
 def provide_tokenizer(blob: dict[str, Any], run_tokenizer: Path) -> None:
-    """Write ``blob``'s tokenizer to ``run_tokenizer`` if there is none; refuse another one."""
-    tok = blob["tokenizer"]
+    """Write ``blob``'s tokenizer to ``run_tokenizer`` if there is none; refuse one that makes
+    other codes (a decoder fine-tuned on the same codes is accepted)."""
+    config, state, step = read_tokenizer(blob)
     if run_tokenizer.exists():
-        mine = load_checkpoint(run_tokenizer, "vqvae", blob["env"])
-        if mine["step"] != tok["step"] or mine["config"] != tok["config"]:
+        _, mine, _ = read_tokenizer(load_checkpoint(run_tokenizer, "vqvae", blob["env"]))
+        if not same_codes(mine, state):
             raise UserError(
                 f"{run_tokenizer} is not the tokenizer of the --init-prior model; "
                 "use a new --out (the model's own tokenizer is written there)"
@@ -45,9 +47,9 @@ def provide_tokenizer(blob: dict[str, Any], run_tokenizer: Path) -> None:
             "env": blob["env"],
             "preset": blob.get("preset"),
             "action_names": list(blob["action_names"]),
-            "config": tok["config"],
-            "model": float32_state(tok["model"]),
-            "step": int(tok["step"]),
+            "config": config,
+            "model": float32_state(state),
+            "step": step,
         },
     )
 
