@@ -55,7 +55,8 @@ class FrameDreamer:
             raise ValueError(f"passes must be at least 1, got {self.sampling.passes}")
         if self.sampling.passes > 1 and not c.reveal:
             raise ValueError(
-                "this prior draws a frame in one pass (it was trained without reveal): use passes=1"
+                "this prior draws a frame in one pass (it was trained without reveal): use 1 pass "
+                "(--passes 1, SamplingConfig.passes=1)"
             )
         self.batch, self.s, self.window = batch, c.actions_per_step, c.steps
         self.device = next(prior.parameters()).device

@@ -103,7 +103,8 @@ class Dreamer:
         self.sampling = sampling or SamplingConfig()
         if self.sampling.passes not in (None, 1):
             raise ValueError(
-                "this prior draws a frame in one pass (it was trained without reveal): use passes=1"
+                "this prior draws a frame in one pass (it was trained without reveal): use 1 pass "
+                "(--passes 1, SamplingConfig.passes=1)"
             )
         self.sampling = dataclasses.replace(self.sampling, passes=1)
         c = prior.config

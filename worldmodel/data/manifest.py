@@ -133,7 +133,7 @@ def load_manifest(root: Path | str, env: str | None = None) -> Manifest:
         )
     if env is not None and manifest.env != env:
         raise DatasetError(
-            f"{root} holds {manifest.env!r} data, not {env!r}; pass --env {manifest.env} "
-            "or point --data at a dataset for this env"
+            f"{root} holds {manifest.env!r} data, not {env!r}: point --data at a {env} dataset, "
+            f"or use a {manifest.env} model (--env {manifest.env} where the tool has one)"
         )
     return manifest
