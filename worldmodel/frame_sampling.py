@@ -20,11 +20,17 @@ from worldmodel.frame_prior import Block, FramePrior, _heads, time_mask
 from worldmodel.frames import to_model, to_uint8
 from worldmodel.game_state import GameState
 from worldmodel.ring_cache import RingKVCache
-from worldmodel.sampling import DreamStep, SamplingConfig, sample_logits
+from worldmodel.sampling import ONE_PASS_ONLY, DreamStep, SamplingConfig, sample_logits
 from worldmodel.vqvae import VQVAE
 
 # Passes per frame of a prior trained with ``reveal`` unless the sampling says otherwise.
 REVEAL_PASSES = 4
+
+
+def default_passes(prior: FramePrior) -> int:
+    """Passes per dreamed frame when the sampling does not say: more only for a prior trained
+    to draw in passes (``reveal``)."""
+    return REVEAL_PASSES if prior.config.reveal else 1
 
 
 class FrameDreamer:
@@ -49,15 +55,11 @@ class FrameDreamer:
         self.tokenizer, self.prior, self.game = tokenizer.eval(), prior.eval(), game
         self.sampling = sampling or SamplingConfig()
         if self.sampling.passes is None:
-            passes = REVEAL_PASSES if c.reveal else 1
-            self.sampling = dataclasses.replace(self.sampling, passes=passes)
+            self.sampling = dataclasses.replace(self.sampling, passes=default_passes(prior))
         if self.sampling.passes < 1:
             raise ValueError(f"passes must be at least 1, got {self.sampling.passes}")
         if self.sampling.passes > 1 and not c.reveal:
-            raise ValueError(
-                "this prior draws a frame in one pass (it was trained without reveal): use 1 pass "
-                "(--passes 1, SamplingConfig.passes=1)"
-            )
+            raise ValueError(ONE_PASS_ONLY)
         self.batch, self.s, self.window = batch, c.actions_per_step, c.steps
         self.device = next(prior.parameters()).device
         self.generator = generator

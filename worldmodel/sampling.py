@@ -46,6 +46,13 @@ class SamplingConfig:
     passes: int | None = None
 
 
+# Why a prior trained without ``reveal`` refuses passes > 1 (both dreamers say it).
+ONE_PASS_ONLY = (
+    "this prior draws a frame in one pass (it was trained without reveal): use 1 pass "
+    "(--passes 1, SamplingConfig.passes=1)"
+)
+
+
 def sampling_label(
     temperature: float, top_p: float | None = None, passes: int | None = None
 ) -> str:
@@ -102,10 +109,7 @@ class Dreamer:
         self.tokenizer, self.prior = tokenizer.eval(), prior.eval()
         self.sampling = sampling or SamplingConfig()
         if self.sampling.passes not in (None, 1):
-            raise ValueError(
-                "this prior draws a frame in one pass (it was trained without reveal): use 1 pass "
-                "(--passes 1, SamplingConfig.passes=1)"
-            )
+            raise ValueError(ONE_PASS_ONLY)
         self.sampling = dataclasses.replace(self.sampling, passes=1)
         c = prior.config
         self.batch, self.window, self.hw, self.s = (

@@ -15,7 +15,7 @@ import torch
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodel.config import FramePriorConfig, PriorConfig, VQVAEConfig, from_dict
 from worldmodel.frame_prior import FramePrior
-from worldmodel.frame_sampling import REVEAL_PASSES, FrameDreamer
+from worldmodel.frame_sampling import FrameDreamer, default_passes
 from worldmodel.game_state import GameState
 from worldmodel.gpt import Prior
 from worldmodel.sampling import Dreamer, SamplingConfig
@@ -61,8 +61,7 @@ class WorldModel:
     def default_passes(self) -> int:
         """Passes per dreamed frame when the sampling does not say: more only for a prior
         trained to draw in passes (``reveal``)."""
-        reveal = isinstance(self.prior, FramePrior) and self.prior.config.reveal
-        return REVEAL_PASSES if reveal else 1
+        return default_passes(self.prior) if isinstance(self.prior, FramePrior) else 1
 
     @property
     def window(self) -> int:
