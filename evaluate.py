@@ -8,6 +8,10 @@ clips), action following (inverse dynamics; turning, walking and standing agains
 game), and for a frame prior the game state, standing still until death, random-play episode
 lengths and long dreams. Slow parts have switches: --no-fvd, --no-real-game, --long-play 0,
 --no-full-context, --one-step 0. Prints a one-line JSON summary.
+
+The dream is sampled the way the model dreams by default (a checkpoint may carry its own
+sampling: tools/set_sampling.py); --temperature, --top-p, --keep-likely, --copy-unchanged and
+--passes override it setting by setting.
 """
 
 from __future__ import annotations
@@ -65,7 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def summary(m: dict) -> dict:
     """The headline figures, each with its baseline."""
     c = m["config"]
-    label = sampling_label(c["temperature"], c.get("top_p"), c.get("passes", 1))
+    label = sampling_label(
+        c["temperature"], c.get("top_p"), c.get("passes", 1), c.get("keep_likely")
+    )
     one = m.get("one_step", {}).get(f"ctx{c['one_step_context']}/{label}", {})
     out = {
         "arch": m["arch"],
@@ -124,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.threads:
                 torch.set_num_threads(args.threads)
             model = WorldModel.load(checkpoint, args.env, device)
+            # the model's own sampling, then the flags the user gave
+            base = EvalConfig.quick() if args.quick else EvalConfig()
+            config = dataclass_from_args(EvalConfig, args, base.with_sampling(model.sampling))
 
             def checks(model: WorldModel, where: Path) -> dict:
                 def say(text: str) -> None:

@@ -45,23 +45,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--checkpoint", type=Path, help="world model .pt (default: the shipped one)")
     p.add_argument("--mode", choices=MODES, default="dream", help="what to show")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument(
+        "--temperature", type=float, help="sampling temperature (default: the model's, 1 if none)"
+    )
     p.add_argument(
         "--copy-unchanged",
-        action="store_true",
-        help="keep the pixels whose codes did not change (a steadier still view; with "
-        "--temperature 0.5 it beats copying the last frame on held-out play, docs/EVALUATION.md)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the pixels whose codes did not change (a steadier still view; default: the "
+        "model's)",
     )
     p.add_argument(
         "--top-p",
         type=float,
-        help="nucleus sampling: draw each code from the smallest set holding this probability",
+        help="nucleus sampling: draw each code from the smallest set holding this probability "
+        "(1: all codes; default: the model's)",
     )
     p.add_argument(
         "--passes",
         type=int,
         help="draw each frame in N passes, each committing its surest codes (a model trained "
         "with frame.reveal; default: 4 for those, else 1)",
+    )
+    p.add_argument(
+        "--keep-likely",
+        type=float,
+        help="keep a code wherever the model gives the last frame's code there at least this "
+        "probability (a still view stays still; 0: off; default: the model's; "
+        "docs/EVALUATION.md)",
     )
     p.add_argument("--scale", type=int, default=8, help="pixel scale of the 64x64 frames")
     p.add_argument(
@@ -109,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
                 copy_unchanged=args.copy_unchanged,
                 top_p=args.top_p,
                 passes=args.passes,
+                keep_likely=args.keep_likely,
             )
         except (UnknownEnvError, CheckpointError, AgentError, UserError, ValueError, OSError) as e:
             fail(str(e))

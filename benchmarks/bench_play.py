@@ -6,8 +6,10 @@
 
 Runs ``play.py``'s loop under the SDL dummy driver (drawing, scaling and HUD included) with a
 random policy for each configuration in turn, and prints the median fps over all frames and
-the median milliseconds per part. A configuration ending in ``:keep`` plays with
-``--copy-unchanged`` (codes that did not change keep their pixels).
+the median milliseconds per part. Each configuration dreams with the model's own sampling
+(``tools/set_sampling.py``); one ending in ``:keep`` adds ``--copy-unchanged`` (codes that did
+not change keep their pixels), one ending in ``:plain`` uses the plain defaults instead (T = 1,
+all codes, nothing kept; a reveal prior still draws in its passes).
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ import torch
 
 from agents.play.loop import Controller, PlayOptions, run
 from agents.play.session import PlaySession
+from worldmodel.sampling import SamplingConfig, sampling_label
 from worldmodel.world_model import WorldModel
+
+
+def describe(sampling: SamplingConfig) -> str:
+    """``T1 p0.8 k0.05 + copy``: the sampling a configuration played with."""
+    label = sampling_label(
+        sampling.temperature, sampling.top_p, sampling.passes, sampling.keep_likely
+    )
+    return label + (" + copy" if sampling.copy_unchanged else "")
 
 
 def main() -> None:
@@ -37,25 +48,33 @@ def main() -> None:
     p.add_argument(
         "--configs",
         default="dream:1,dream:2,side-by-side:1",
-        help="mode:threads pairs, each optionally :keep (copy unchanged pixels)",
+        help="mode:threads pairs, each optionally :keep (copy unchanged pixels) or :plain",
     )
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default: model's)")
     args = p.parse_args()
     model = WorldModel.load(args.checkpoint, args.env, args.device)
+    shipped = model.sampling
+    temperature = "the model's" if args.temperature is None else f"{args.temperature:g}"
     print(
         f"{args.checkpoint}, {args.steps} steps per configuration, device {args.device}, "
-        f"temperature {args.temperature:g}"
+        f"temperature {temperature}"
     )
     print(
-        "| mode | torch threads | copy unchanged | frames | median fps | mean fps | p95 frame ms "
+        "| mode | torch threads | sampling | frames | median fps | mean fps | p95 frame ms "
         "| prior ms | decode ms | draw ms | real game ms |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for item in args.configs.split(","):
         mode, threads, *rest = item.split(":")
-        keep = rest == ["keep"]
+        keep, plain = rest == ["keep"], rest == ["plain"]
         torch.set_num_threads(int(threads))
-        session = PlaySession(args.env, mode, model, args.temperature, seed=0, copy_unchanged=keep)
+        if plain:
+            model.sampling = SamplingConfig()
+        session = PlaySession(
+            args.env, mode, model, args.temperature, seed=0, copy_unchanged=True if keep else None
+        )
+        model.sampling = shipped
+        label = describe(session.sampling)
         names = list(session.scenario.action_names)
         controller = Controller("random", len(names), names, 0, None)
         try:
@@ -70,7 +89,7 @@ def main() -> None:
         ms = {k: f"{np.median(v) * 1e3:.1f}" for k, v in s.parts.items() if v}
         p95 = np.percentile(s.frame_times, 95) * 1e3
         print(
-            f"| {mode} | {threads} | {'yes' if keep else 'no'} | {s.frames} | "
+            f"| {mode} | {threads} | {label} | {s.frames} | "
             f"{s.median_fps():.1f} | {s.frames / s.seconds:.1f} | {p95:.1f} | "
             f"{ms.get('prior', '-')} | {ms.get('decode', '-')} | {ms.get('draw', '-')} | "
             f"{ms.get('real', '-')} |",

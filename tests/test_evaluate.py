@@ -188,7 +188,7 @@ def test_evaluate_cli_prints_a_summary(hg_dataset: Path, tmp_path: Path, capsys)
             "--quiet", "--one-step", "2", "--clips", "2", "--horizon", "4", "--idm-steps", "5",
             "--idm-transitions", "10", "--no-full-context", "--no-real-game", "--long-play", "0",
             "--temperature", "0.5", "--state-temperature", "1", "--copy-unchanged",
-            "--top-p", "0.9",
+            "--top-p", "0.9", "--keep-likely", "0.3",
         ]
     )  # fmt: skip
     line = capsys.readouterr().out.splitlines()[0]
@@ -199,18 +199,18 @@ def test_evaluate_cli_prints_a_summary(hg_dataset: Path, tmp_path: Path, capsys)
     assert "open_loop_full" not in metrics
     assert metrics["config"]["state_temperature"] == 1.0 and metrics["config"]["copy_unchanged"]
     assert set(metrics["one_step"]) == {
-        "ctx7/T0.5 p0.9", "ctx7/greedy", "ctx7/T0.5 p0.9+copy", "ctx7/greedy+copy"
+        "ctx7/T0.5 p0.9 k0.3", "ctx7/greedy", "ctx7/T0.5 p0.9 k0.3+copy", "ctx7/greedy+copy"
     }  # fmt: skip
     assert summary["one_step_dream"] == pytest.approx(
-        metrics["one_step"]["ctx7/T0.5 p0.9"]["dream"], abs=1e-3
+        metrics["one_step"]["ctx7/T0.5 p0.9 k0.3"]["dream"], abs=1e-3
     )
-    assert metrics["open_loop"]["top_p"] == 0.9
+    assert metrics["open_loop"]["top_p"] == 0.9 and metrics["open_loop"]["keep_likely"] == 0.3
     report = (out / "report.md").read_text()
     assert (
-        "temperature 0.5, top-p 0.9, 1 pass(es) per frame (game state: 1.0), copy_unchanged True"
-        in report
+        "temperature 0.5, top-p 0.9, 1 pass(es) per frame (game state: 1.0), copy_unchanged True, "
+        "keep_likely 0.3" in report
     )
-    assert "one-step PSNR (dB), ctx7/T0.5 p0.9" in report
+    assert "one-step PSNR (dB), ctx7/T0.5 p0.9 k0.3" in report
 
 
 @pytest.mark.parametrize(

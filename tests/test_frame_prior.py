@@ -113,9 +113,9 @@ class dreamer_sampler_spy:
 
         self.fs, self.orig = fs, fs.sample_logits
 
-        def spy(logits, config, generator):
+        def spy(logits, config, generator, previous=None):
             self.seen.append(logits.clone())
-            return self.orig(logits, config, generator)
+            return self.orig(logits, config, generator, previous)
 
         fs.sample_logits = spy
 
@@ -258,3 +258,29 @@ def test_state_change_odds_scale_the_odds_of_a_change_and_keep_which_change() ->
     assert 2.4 < np.sum(boosted == 10) / np.sum(boosted == 20) < 3.7
     greedy = draws(SamplingConfig(temperature=0, state_change_odds=20.0))
     assert (greedy == 10).all()  # 0.075 * 20 > 0.9
+
+
+@pytest.mark.parametrize("reveal", [False, True])
+def test_keep_likely_holds_a_dream_still_or_leaves_it_alone(reveal: bool) -> None:
+    """keep_likely ~0 keeps every code of the last step (a frozen dream, in one pass or in a
+    reveal prior's 4); above 1 it never keeps one, so the dream is the one drawn without the
+    rule from the same seed."""
+    tok, prior = tiny(window=4, reveal=reveal)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 2, 64, 64, 3), dtype=np.uint8)
+    actions = np.array([[-1, 1], [-1, 2]])
+    variables = np.full((2, 2, 1), 80.0, np.float32)
+
+    def codes(sampling: SamplingConfig) -> list[torch.Tensor]:
+        dreamer = FrameDreamer(tok, prior, GAME, 2, sampling, torch.Generator().manual_seed(1))
+        dreamer.start(frames, actions, variables)
+        first = dreamer.codes[:, -1].clone()
+        return [first] + [dreamer.step(np.array([[1], [3]])).codes for _ in range(3)]
+
+    frozen = codes(SamplingConfig(keep_likely=1e-12))
+    assert all(torch.equal(c, frozen[0]) for c in frozen[1:])
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            codes(SamplingConfig(keep_likely=1.01)), codes(SamplingConfig()), strict=True
+        )
+    )

@@ -227,13 +227,14 @@ def test_a_session_can_keep_the_pixels_of_unchanged_codes() -> None:
         seed=1,
         copy_unchanged=True,
         top_p=0.9,
+        keep_likely=0.4,
     )
     try:
         assert not session.dreamer.sampling.copy_unchanged
         assert session.dreamer.sampling.top_p is None
         steady.set_temperature(0.5)  # the T/G keys keep the other choices
         assert steady.dreamer.sampling == SamplingConfig(
-            temperature=0.5, top_p=0.9, copy_unchanged=True, passes=1
+            temperature=0.5, top_p=0.9, copy_unchanged=True, passes=1, keep_likely=0.4
         )
         controller = Controller("random", 6, list(steady.scenario.action_names), 0, None)
         summary = run(steady, PlayOptions(headless=True, steps=5, fps=0), controller)

@@ -163,6 +163,26 @@ def test_sampling_controls() -> None:
     assert len(set(a)) == 1  # the same generator seed gives the same draw
 
 
+def test_keep_likely_keeps_the_previous_code_only_where_it_is_likely_enough() -> None:
+    """Row 0 gives its previous code (2) probability ~0.5, row 1 gives its previous code (0)
+    ~0.01: at keep_likely 0.3 row 0 always keeps it, row 1 draws as it would without the rule."""
+    probs = torch.tensor([[0.25, 0.25, 0.5, 1e-9], [0.01, 0.33, 0.33, 0.33]])
+    logits = probs.log()
+    previous = torch.tensor([2, 0])
+    keep = SamplingConfig(keep_likely=0.3)
+    kept = [
+        sample_logits(logits, keep, torch.Generator().manual_seed(i), previous) for i in range(50)
+    ]
+    plain = [
+        sample_logits(logits, SamplingConfig(), torch.Generator().manual_seed(i)) for i in range(50)
+    ]
+    assert all(int(k[0]) == 2 for k in kept)
+    assert [int(k[1]) for k in kept] == [int(p[1]) for p in plain]
+    assert len({int(p[0]) for p in plain}) > 1  # without the rule row 0 moves
+    unkept = sample_logits(logits, keep, torch.Generator().manual_seed(3))  # no previous codes
+    assert torch.equal(unkept, plain[3])
+
+
 def _dreamer(batch_size: int = 1, seed: int = 0) -> Dreamer:
     torch.manual_seed(0)
     tokenizer = VQVAE(VQ).eval()

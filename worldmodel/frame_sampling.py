@@ -303,8 +303,9 @@ class FrameDreamer:
                 x = _cached_block(block, x, p.block_norms(norms, i), mask, self.cache, i)
             code_logits, state_logits = p.logits(p.final(x[:, None], norms))
             logits = code_logits[:, 0]  # (B, H'*W', K)
-            drawn = sample_logits(logits.reshape(-1, c.n_codes), self.sampling, self.generator)
-            drawn = drawn.view(self.batch, places)
+            drawn = sample_logits(
+                logits.reshape(-1, c.n_codes), self.sampling, self.generator, last.reshape(-1)
+            ).view(self.batch, places)
             if current is None:
                 new = drawn
                 break

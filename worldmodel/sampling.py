@@ -44,6 +44,12 @@ class SamplingConfig:
     # frame's codes are drawn knowing each other (beyond the paper). 1: all at once; None: the
     # model's default (``worldmodel.frame_sampling.REVEAL_PASSES`` for a reveal prior, else 1).
     passes: int | None = None
+    # Frame prior only: where the model gives the code the same place held in the last frame at
+    # least this probability (before temperature), keep that code instead of drawing one. A
+    # still view then stays still (at T = 1 a code 90% sure to stay is redrawn one time in ten)
+    # while places the model expects to change are drawn as before (beyond the paper). None or
+    # 0: off.
+    keep_likely: float | None = None
 
 
 # Why a prior trained without ``reveal`` refuses passes > 1 (both dreamers say it).
@@ -53,19 +59,51 @@ ONE_PASS_ONLY = (
 )
 
 
+def sampling_from_dict(values: dict) -> SamplingConfig:
+    """A :class:`SamplingConfig` from a plain dict (a checkpoint's default sampling); an unknown
+    or ill-typed entry raises ``ValueError``."""
+    names = {f.name for f in dataclasses.fields(SamplingConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown sampling settings {unknown}")
+    try:
+        return SamplingConfig(**values)
+    except TypeError as e:
+        raise ValueError(f"bad sampling settings ({e})") from None
+
+
 def sampling_label(
-    temperature: float, top_p: float | None = None, passes: int | None = None
+    temperature: float,
+    top_p: float | None = None,
+    passes: int | None = None,
+    keep_likely: float | None = None,
 ) -> str:
     """How reports name a sampling setting: ``T1``, ``T1 p0.9`` with nucleus sampling, ``T1 x4``
-    with frames drawn in 4 passes."""
+    with frames drawn in 4 passes, ``T1 k0.5`` keeping codes at least 0.5 likely to stay."""
     label = f"T{temperature:g}" + (f" p{top_p:g}" if top_p is not None and top_p < 1 else "")
-    return label + (f" x{passes}" if passes is not None and passes > 1 else "")
+    label += f" x{passes}" if passes is not None and passes > 1 else ""
+    return label + (f" k{keep_likely:g}" if keep_likely else "")
 
 
 def sample_logits(
-    logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    config: SamplingConfig,
+    generator: torch.Generator | None = None,
+    previous: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Sample one id per row of ``logits`` (B, K) with temperature, top-k and top-p."""
+    """Sample one id per row of ``logits`` (B, K) with temperature, top-k and top-p. With
+    ``previous`` (B,) ids and ``config.keep_likely``, a row keeps its previous id wherever the
+    model gives it at least that probability."""
+    drawn = _draw(logits, config, generator)
+    if previous is None or not config.keep_likely:
+        return drawn
+    p_previous = logits.float().softmax(-1).gather(-1, previous[:, None])[:, 0]
+    return torch.where(p_previous >= config.keep_likely, previous, drawn)
+
+
+def _draw(
+    logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None
+) -> torch.Tensor:
     if config.temperature <= 0:
         return logits.argmax(-1)
     logits = logits.float() / config.temperature
@@ -235,13 +273,13 @@ class Dreamer:
         pos = self.in_window * self.hw
         token = self.codes[:, -1].reshape(self.batch, -1)[:, -1:]  # last code not yet fed
         new = torch.empty(self.batch, self.hw, dtype=torch.long, device=self.device)
+        last = self.codes[:, -1].reshape(self.batch, -1)  # the same places one step before
         for i in range(self.hw):
             hidden = self.prior.run(
                 token, pos + i, norms, self.frame_vec, self.cache, self.positions
             )
-            token = sample_logits(self.prior.head(hidden[:, -1]), self.sampling, self.generator)[
-                :, None
-            ]
+            logits = self.prior.head(hidden[:, -1])
+            token = sample_logits(logits, self.sampling, self.generator, last[:, i])[:, None]
             new[:, i] = token[:, 0]
         reward, done_logit = self.prior.heads(hidden[:, -1])
         step_codes = new.view(self.batch, 1, *self.codes.shape[2:])

@@ -230,6 +230,7 @@ def evaluate_args(args: argparse.Namespace, config: Any, out: Path) -> str:
     at_least("--context", config.context, 1)
     at_least("--temperature", config.temperature, 0)
     between("--top-p", config.top_p, 0.01, 1)
+    between("--keep-likely", config.keep_likely, 0, 1)
     at_least("--passes", config.passes, 1)
     frames = config.horizon + (config.context or config.horizon)
     fits_in_memory("--clips", config.clips, 2 * frames * FRAME_BYTES, "the real and dreamed clips")
@@ -251,6 +252,7 @@ def play_args(args: argparse.Namespace) -> str:
     between("--scale", args.scale, 1, MAX_SCALE)
     between("--temperature", args.temperature, 0, 3)  # the range T/G move it in
     between("--top-p", args.top_p, 0.01, 1)
+    between("--keep-likely", args.keep_likely, 0, 1)
     at_least("--passes", args.passes, 1)
     at_least("--steps", args.steps, 1)
     at_least("--seed", args.seed, 0)

@@ -18,7 +18,7 @@ from worldmodel.frame_prior import FramePrior
 from worldmodel.frame_sampling import FrameDreamer, default_passes
 from worldmodel.game_state import GameState
 from worldmodel.gpt import Prior
-from worldmodel.sampling import Dreamer, SamplingConfig
+from worldmodel.sampling import Dreamer, SamplingConfig, sampling_from_dict
 from worldmodel.start_bank import DreamStarts
 from worldmodel.vqvae import VQVAE
 
@@ -44,6 +44,9 @@ class WorldModel:
     meta: dict[str, Any] = field(default_factory=dict)
     game: GameState = field(default_factory=GameState)
     starts: DreamStarts | None = None  # real start windows shipped inside the checkpoint
+    # How the model dreams unless told otherwise (play, evaluate.py, the dream env); a
+    # checkpoint may carry its own (``tools/set_sampling.py``), else SamplingConfig()'s.
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     @property
     def device(self) -> torch.device:
@@ -71,8 +74,10 @@ class WorldModel:
     def dreamer(
         self, batch: int = 1, sampling: SamplingConfig | None = None, seed: int | None = None
     ) -> Dreamer | FrameDreamer:
+        """B dreams; ``sampling`` None: the model's own (:attr:`sampling`)."""
         generator = torch.Generator(self.device)
         generator.manual_seed(0 if seed is None else seed)
+        sampling = self.sampling if sampling is None else sampling
         if isinstance(self.prior, FramePrior):
             return FrameDreamer(self.tokenizer, self.prior, self.game, batch, sampling, generator)
         return Dreamer(self.tokenizer, self.prior, batch, sampling, generator)
@@ -98,6 +103,7 @@ class WorldModel:
             prior.load_state_dict(float32_state(weights))
             game = GameState.from_dict(blob.get("game"))
             starts = DreamStarts.from_dict(blob["starts"]) if blob.get("starts") else None
+            sampling = sampling_from_dict(blob.get("sampling") or {})
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path} does not hold a complete world model ({e})") from None
         meta = {k: blob.get(k) for k in ("preset", "step", "metrics", "train_config")}
@@ -110,6 +116,7 @@ class WorldModel:
             meta,
             game,
             starts,
+            sampling,
         )
 
 

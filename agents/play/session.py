@@ -59,25 +59,35 @@ class PlaySession:
         env_name: str,
         mode: str,
         model: WorldModel | None,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         seed: int = 0,
         warmup: int | None = None,
         done_threshold: float = 0.5,
-        copy_unchanged: bool = False,
+        copy_unchanged: bool | None = None,
         top_p: float | None = None,
         passes: int | None = None,
+        keep_likely: float | None = None,
     ) -> None:
+        """The sampling settings left None are the model's own (``WorldModel.sampling``)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if mode != "real" and model is None:
             raise ValueError(f"mode {mode!r} needs a world model")
         self.mode, self.model, self.seed = mode, model, seed
-        self.temperature = temperature
-        self.copy_unchanged = copy_unchanged  # frame prior: still codes keep their pixels
-        self.top_p = top_p  # nucleus sampling of the codes (None: all codes)
-        self.passes = passes  # passes per frame (reveal priors; None: the model's default)
+        given = {
+            "temperature": temperature,
+            "copy_unchanged": copy_unchanged,  # frame prior: still codes keep their pixels
+            "top_p": top_p,  # nucleus sampling of the codes
+            "passes": passes,  # passes per frame (reveal priors)
+            "keep_likely": keep_likely,  # frame prior: keep codes at least this likely to stay
+        }
+        base = model.sampling if model is not None else SamplingConfig()
+        self.sampling = dataclasses.replace(
+            base, **{k: v for k, v in given.items() if v is not None}
+        )
+        self.temperature = self.sampling.temperature
         self.done_threshold = done_threshold
-        self.dreamer: Dreamer | None = model.dreamer(1, self._sampling(), seed) if model else None
+        self.dreamer: Dreamer | None = model.dreamer(1, self.sampling, seed) if model else None
         self.real: DoomEnv = make_env(env_name)  # after the dreamer, which checks its settings
         self.scenario = self.real.scenario
         s = model.frames_per_step if model else 1
@@ -108,14 +118,6 @@ class PlaySession:
     @property
     def real_over(self) -> bool:
         return self.real_score.over
-
-    def _sampling(self) -> SamplingConfig:
-        return SamplingConfig(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            copy_unchanged=self.copy_unchanged,
-            passes=self.passes,
-        )
 
     def set_temperature(self, value: float) -> None:
         self.temperature = float(np.clip(value, 0.0, 3.0))

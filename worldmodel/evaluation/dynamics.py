@@ -46,13 +46,17 @@ def full_context(model: WorldModel) -> int:
 
 
 def sampling_settings(
-    model: WorldModel, temperature: float, top_p: float | None = None, passes: int = 1
+    model: WorldModel,
+    temperature: float,
+    top_p: float | None = None,
+    passes: int = 1,
+    keep_likely: float | None = None,
 ) -> dict[str, SamplingConfig]:
-    """The dream's sampling and greedy decoding (both in ``passes`` passes per frame); the frame
-    prior also with ``copy_unchanged``."""
+    """The dream's sampling and greedy decoding (both in ``passes`` passes per frame; the dream's
+    with ``keep_likely``); the frame prior also with ``copy_unchanged``."""
     base = {
-        sampling_label(temperature, top_p, passes): SamplingConfig(
-            temperature=temperature, top_p=top_p, passes=passes
+        sampling_label(temperature, top_p, passes, keep_likely): SamplingConfig(
+            temperature=temperature, top_p=top_p, passes=passes, keep_likely=keep_likely
         ),
         "greedy": SamplingConfig(temperature=0.0, passes=passes),
     }
@@ -73,6 +77,7 @@ def one_step_suite(
     progress: Callable[[str], None] | None = None,
     top_p: float | None = None,
     passes: int = 1,
+    keep_likely: float | None = None,
 ) -> dict[str, dict]:
     """Teacher-forced one step for every context length and sampling setting, from the same
     ``n`` samples (same seed): mean PSNR of the dream, of copying the last real frame and of the
@@ -81,7 +86,9 @@ def one_step_suite(
     of = behaviours(store)
     out: dict[str, dict] = {}
     for context in contexts:
-        for label, sampling in sampling_settings(model, temperature, top_p, passes).items():
+        for label, sampling in sampling_settings(
+            model, temperature, top_p, passes, keep_likely
+        ).items():
             if progress is not None:
                 progress(f"one step, {context} frames, {label}")
             one = one_step(model, store, n, context, batch, seed, sampling)
@@ -130,6 +137,7 @@ def open_loop_suite(
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
         "passes": sampling.passes,
+        "keep_likely": sampling.keep_likely,
         "psnr_per_frame": ol.psnr.tolist(),
         "frozen_psnr_per_frame": frozen_psnr.mean(0).tolist(),
         "ssim_per_frame": ol.ssim.tolist(),

@@ -86,12 +86,32 @@ class EvalConfig:
     copy_unchanged: bool = field(
         default=False, metadata=_help("the dream keeps pixels whose codes did not change")
     )
+    keep_likely: float | None = field(
+        default=None,
+        metadata=_help(
+            "keep a code wherever the model gives the last frame's code there at least this "
+            "probability (frame prior)"
+        ),
+    )
     batch: int = field(default=16, metadata=_help("dreams run together"))
     seed: int = field(default=0, metadata=_help("seed of clip choice and sampling"))
 
     @classmethod
     def quick(cls) -> EvalConfig:
         return cls(clips=16, one_step=32, idm_steps=200, idm_transitions=300)
+
+    def with_sampling(self, sampling: SamplingConfig) -> EvalConfig:
+        """This config dreaming with ``sampling``'s settings (a model's own default sampling,
+        which the user's flags then override)."""
+        return dataclasses.replace(
+            self,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            passes=sampling.passes,
+            state_temperature=sampling.state_temperature,
+            copy_unchanged=sampling.copy_unchanged,
+            keep_likely=sampling.keep_likely,
+        )
 
     @property
     def sampling(self) -> SamplingConfig:
@@ -101,6 +121,7 @@ class EvalConfig:
             state_temperature=self.state_temperature,
             copy_unchanged=self.copy_unchanged,
             passes=self.passes,
+            keep_likely=self.keep_likely,
         )
 
 
@@ -171,6 +192,7 @@ def evaluate(
             say,
             top_p=config.top_p,
             passes=config.passes,
+            keep_likely=config.keep_likely,
         )
 
     runs = {}

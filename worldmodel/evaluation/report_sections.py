@@ -40,7 +40,9 @@ def _first(values: list[float] | None) -> float:
 def summary(m: dict[str, Any]) -> str:
     rows: list[list[Any]] = []
     c = m["config"]
-    label = sampling_label(c["temperature"], c.get("top_p"), c.get("passes", 1))
+    label = sampling_label(
+        c["temperature"], c.get("top_p"), c.get("passes", 1), c.get("keep_likely")
+    )
     head = f"ctx{c['one_step_context']}/{label}"
     one = m.get("one_step", {}).get(head)
     if one:
@@ -345,7 +347,8 @@ def sections(m: dict[str, Any]) -> list[tuple[str, str]]:
             f"temperature {c['temperature']}, top-p {c.get('top_p') or 'off'}, "
             f"{c.get('passes', 1)} pass(es) per frame (game state: "
             f"{c.get('state_temperature') or 'the same'}), "
-            f"copy_unchanged {c['copy_unchanged']}, seed {c['seed']}. "
+            f"copy_unchanged {c['copy_unchanged']}, keep_likely {c.get('keep_likely') or 'off'}, "
+            f"seed {c['seed']}. "
             f"FVD sets hold {m.get('fvd', {}).get('clips', 0)} clips (FVD is biased "
             f"upward for small sets: compare only equal sizes). Took {m['seconds']:.0f} s.",
         ),

@@ -1,0 +1,87 @@
+"""Give a world model its own default sampling: how it dreams when nobody says otherwise.
+
+    python tools/set_sampling.py --checkpoint worldmodel/assets/health_gathering.pt \
+        --keep-likely 0.05 --copy-unchanged --top-p 0.8
+
+play.py, evaluate.py and the dream env start from the checkpoint's sampling; their own flags
+(``--temperature``, ``--top-p``, ...) still override each setting. Flags not given here keep
+the checkpoint's current value; ``--reset`` starts from the plain defaults (temperature 1, all
+codes, nothing kept: the paper's sampling). The file is rewritten atomically, and a card
+beside it (``ENV.json``) records the new default and this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from worldmodel import validate
+from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from worldmodel.cli import UserError, fail
+from worldmodel.sampling import SamplingConfig
+from worldmodel.world_model import WorldModel
+
+SETTINGS = ("temperature", "top_p", "keep_likely", "copy_unchanged", "passes", "state_temperature")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True, help="world model .pt to change")
+    p.add_argument("--out", type=Path, help="write here instead of over --checkpoint")
+    p.add_argument("--reset", action="store_true", help="start from the plain defaults")
+    p.add_argument("--temperature", type=float, help="of the frame codes")
+    p.add_argument("--top-p", type=float, help="nucleus sampling (1: all codes)")
+    p.add_argument("--keep-likely", type=float, help="keep codes this likely to stay (0: off)")
+    p.add_argument("--copy-unchanged", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--passes", type=int, help="passes per frame (reveal priors)")
+    p.add_argument("--state-temperature", type=float, help="of the game-state tokens")
+    return p.parse_args(argv)
+
+
+def non_default(sampling: SamplingConfig) -> dict:
+    """The settings of ``sampling`` that differ from :class:`SamplingConfig`'s defaults."""
+    plain = SamplingConfig()
+    return {
+        f.name: getattr(sampling, f.name)
+        for f in dataclasses.fields(SamplingConfig)
+        if getattr(sampling, f.name) != getattr(plain, f.name)
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    out = args.out or args.checkpoint
+    try:
+        validate.between("--temperature", args.temperature, 0, 3)
+        validate.between("--top-p", args.top_p, 0.01, 1)
+        validate.between("--keep-likely", args.keep_likely, 0, 1)
+        validate.at_least("--passes", args.passes, 1)
+        validate.between("--state-temperature", args.state_temperature, 0, 3)
+        model = WorldModel.load(args.checkpoint)
+        base = SamplingConfig() if args.reset else model.sampling
+        changes = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+        sampling = dataclasses.replace(base, **changes)
+        model.dreamer(1, sampling)  # the dreamer refuses what this model cannot do
+        blob = load_checkpoint(args.checkpoint, "worldmodel")
+        blob["sampling"] = non_default(sampling)
+        blob.pop("format_version")
+        save_checkpoint(out, blob)
+    except (CheckpointError, UserError, ValueError) as e:
+        fail(str(e))
+    card = out.with_suffix(".json")
+    if card.exists():
+        entry = json.loads(card.read_text())
+        entry["default_sampling"] = {
+            "settings": non_default(sampling),
+            "command": shlex.join(["python", "tools/set_sampling.py", *(argv or sys.argv[1:])]),
+        }
+        card.write_text(json.dumps(entry, indent=1) + "\n")
+    print(f"wrote {out}: dreams with {non_default(sampling) or 'the plain defaults'}")
+
+
+if __name__ == "__main__":
+    main()
