@@ -3,6 +3,7 @@ and the dream env unless their flags say otherwise."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from worldmodel.world_model import WorldModel
 @pytest.fixture
 def model_path(tmp_path: Path) -> Path:
     path = save_frame_world_model(tiny_frame_world_model(bank=False), tmp_path / "hg.pt")
-    path.with_suffix(".json").write_text(json.dumps({"env": "health_gathering"}))
+    path.with_suffix(".json").write_text(json.dumps({"env": "health_gathering", "sha256": "0"}))
     return path
 
 
@@ -34,6 +35,8 @@ def test_set_sampling_writes_the_default_that_loading_and_play_use(model_path: P
     card = json.loads(model_path.with_suffix(".json").read_text())["default_sampling"]
     assert card["settings"] == {"top_p": 0.8, "copy_unchanged": True, "keep_likely": 0.05}
     assert card["command"].endswith("--top-p 0.8")
+    written = json.loads(model_path.with_suffix(".json").read_text())
+    assert written["sha256"] == hashlib.sha256(model_path.read_bytes()).hexdigest()
     assert model.dreamer(1).sampling.keep_likely == 0.05
     session = PlaySession("health_gathering", "dream", model, seed=0)
     overridden = PlaySession(

@@ -7,13 +7,14 @@ play.py, evaluate.py and the dream env start from the checkpoint's sampling; the
 (``--temperature``, ``--top-p``, ...) still override each setting. Flags not given here keep
 the checkpoint's current value; ``--reset`` starts from the plain defaults (temperature 1, all
 codes, nothing kept: the paper's sampling). The file is rewritten atomically, and a card
-beside it (``ENV.json``) records the new default and this command.
+beside it (``ENV.json``) records the new default and this command (and the file's new sha256).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import shlex
 import sys
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     card = out.with_suffix(".json")
     if card.exists():
         entry = json.loads(card.read_text())
+        if "sha256" in entry:  # the card describes the file: keep it true of the new one
+            entry["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
+            entry["bytes"] = out.stat().st_size
         entry["default_sampling"] = {
             "settings": non_default(sampling),
             "command": shlex.join(["python", "tools/set_sampling.py", *(argv or sys.argv[1:])]),
