@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -11,6 +12,7 @@ from agents.play.loop import Controller, PlayOptions, run
 from agents.play.session import PlaySession
 from agents.ppo import find_agent, load_agent
 from worldmodel.config import VQVAEConfig, from_dict, to_dict
+from worldmodel.sampling import SamplingConfig
 from worldmodel.world_model import ASSETS, WorldModel, shipped_checkpoint
 
 ENV = "health_gathering"
@@ -36,6 +38,9 @@ def test_shipped_model_matches_its_card(env: str) -> None:
     assert prior == {**prior, **card["prior_config"]}
     assert model.action_names == card["action_names"] and card["preset"] == "cpu"
     assert model.tokenizer.config.causal  # play streams frames
+    # the sampling it dreams with by default is the one its card reports (none: the plain one)
+    own = card.get("default_sampling", {}).get("settings", {})
+    assert model.sampling == dataclasses.replace(SamplingConfig(), **own)
 
 
 @pytest.mark.parametrize(
