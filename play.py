@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--passes",
         type=int,
         help="draw each frame in N passes, each committing its surest codes (a model trained "
-        "with frame.reveal; default: 4 for those, else 1)",
+        "with frame.reveal; default: the model's own, else 4 for those and 1 for others)",
     )
     p.add_argument(
         "--keep-likely",
