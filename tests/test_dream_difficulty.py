@@ -78,7 +78,7 @@ def test_the_tool_prints_both_checks_and_refuses_a_wrong_dataset(
     assert out.count("started k steps before a recorded death") == 2
     assert out.count("started k steps before a recorded hit") == 2
     assert "hold forward_left:" in out
-    tool.main([*args, "--odds", "1", "--no-blind"])
+    tool.main([*args, "--odds", "1", "--no-blind", "--keep-likely", "0.05", "--top-p", "0.8"])
     out = capsys.readouterr().out
     assert "started k steps before a recorded hit" in out and "steps dreamed" not in out
     tc = save_frame_world_model(tiny_frame_world_model("take_cover", bank=False), tmp_path / "t.pt")

@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--odds", type=float, nargs="+", default=[1.0, 10.0, 30.0, 100.0])
     p.add_argument("--temperature", type=float, default=1.0, help="of the frame codes")
     p.add_argument("--state-temperature", type=float, help="of the game state (default: as codes)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling of the codes (default: all)")
+    p.add_argument(
+        "--keep-likely", type=float, help="keep codes at least this likely to stay (default: off)"
+    )
     p.add_argument("--dreams", type=int, default=48, help="dreams per figure")
     p.add_argument("--max-steps", type=int, default=300, help="blind-policy dreams end here")
     p.add_argument("--no-blind", action="store_true", help="skip the blind policies (slowest)")
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
             temperature=args.temperature,
             state_temperature=args.state_temperature,
             state_change_odds=odds,
+            top_p=args.top_p,
+            keep_likely=args.keep_likely,
         )
         steps, died = dd.dream_runs(
             model, args.data, sampling, policies["random"], args.dreams, max(HORIZONS)
