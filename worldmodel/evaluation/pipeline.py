@@ -46,6 +46,17 @@ def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
 
+# The settings of the dream that EvalConfig shares with SamplingConfig (the same names).
+SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "passes",
+    "state_temperature",
+    "copy_unchanged",
+    "keep_likely",
+)
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     split: str = field(
@@ -103,26 +114,11 @@ class EvalConfig:
     def with_sampling(self, sampling: SamplingConfig) -> EvalConfig:
         """This config dreaming with ``sampling``'s settings (a model's own default sampling,
         which the user's flags then override)."""
-        return dataclasses.replace(
-            self,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            passes=sampling.passes,
-            state_temperature=sampling.state_temperature,
-            copy_unchanged=sampling.copy_unchanged,
-            keep_likely=sampling.keep_likely,
-        )
+        return dataclasses.replace(self, **{k: getattr(sampling, k) for k in SAMPLING_FIELDS})
 
     @property
     def sampling(self) -> SamplingConfig:
-        return SamplingConfig(
-            self.temperature,
-            top_p=self.top_p,
-            state_temperature=self.state_temperature,
-            copy_unchanged=self.copy_unchanged,
-            passes=self.passes,
-            keep_likely=self.keep_likely,
-        )
+        return SamplingConfig(**{k: getattr(self, k) for k in SAMPLING_FIELDS})
 
 
 def _bar(desc: str, progress: bool):
