@@ -20,6 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,6 @@ def main() -> None:
     p.add_argument("--temperature", type=float, help="sampling temperature (default: model's)")
     args = p.parse_args()
     model = WorldModel.load(args.checkpoint, args.env, args.device)
-    shipped = model.sampling
     temperature = "the model's" if args.temperature is None else f"{args.temperature:g}"
     print(
         f"{args.checkpoint}, {args.steps} steps per configuration, device {args.device}, "
@@ -68,12 +68,10 @@ def main() -> None:
         mode, threads, *rest = item.split(":")
         keep, plain = rest == ["keep"], rest == ["plain"]
         torch.set_num_threads(int(threads))
-        if plain:
-            model.sampling = SamplingConfig()
+        dreams = dataclasses.replace(model, sampling=SamplingConfig()) if plain else model
         session = PlaySession(
-            args.env, mode, model, args.temperature, seed=0, copy_unchanged=True if keep else None
+            args.env, mode, dreams, args.temperature, seed=0, copy_unchanged=True if keep else None
         )
-        model.sampling = shipped
         label = describe(session.sampling)
         names = list(session.scenario.action_names)
         controller = Controller("random", len(names), names, 0, None)

@@ -23,10 +23,8 @@ from pathlib import Path
 from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodel.cli import UserError, fail
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling import USER_SETTINGS, SamplingConfig
 from worldmodel.world_model import WorldModel
-
-SETTINGS = ("temperature", "top_p", "keep_likely", "copy_unchanged", "passes", "state_temperature")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         validate.between("--state-temperature", args.state_temperature, 0, 3)
         model = WorldModel.load(args.checkpoint)
         base = SamplingConfig() if args.reset else model.sampling
-        changes = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+        changes = {k: getattr(args, k) for k in USER_SETTINGS if getattr(args, k) is not None}
         sampling = dataclasses.replace(base, **changes)
         model.dreamer(1, sampling)  # the dreamer refuses what this model cannot do
         blob = load_checkpoint(args.checkpoint, "worldmodel")

@@ -44,12 +44,24 @@ class SamplingConfig:
     # frame's codes are drawn knowing each other (beyond the paper). 1: all at once; None: the
     # model's default (``worldmodel.frame_sampling.REVEAL_PASSES`` for a reveal prior, else 1).
     passes: int | None = None
-    # Frame prior only: where the model gives the code the same place held in the last frame at
-    # least this probability (before temperature), keep that code instead of drawing one. A
+    # Where the model gives the code the same place held in the last frame at least this
+    # probability (before temperature), keep that code instead of drawing one. A
     # still view then stays still (at T = 1 a code 90% sure to stay is redrawn one time in ten)
     # while places the model expects to change are drawn as before (beyond the paper). None or
     # 0: off.
     keep_likely: float | None = None
+
+
+# The settings a user sets from the command line (play.py, evaluate.py, tools/set_sampling.py)
+# and a checkpoint's own sampling overrides one by one.
+USER_SETTINGS = (
+    "temperature",
+    "top_p",
+    "passes",
+    "state_temperature",
+    "copy_unchanged",
+    "keep_likely",
+)
 
 
 # Why a prior trained without ``reveal`` refuses passes > 1 (both dreamers say it).

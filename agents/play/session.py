@@ -85,7 +85,6 @@ class PlaySession:
         self.sampling = dataclasses.replace(
             base, **{k: v for k, v in given.items() if v is not None}
         )
-        self.temperature = self.sampling.temperature
         self.done_threshold = done_threshold
         self.dreamer: Dreamer | None = model.dreamer(1, self.sampling, seed) if model else None
         self.real: DoomEnv = make_env(env_name)  # after the dreamer, which checks its settings
@@ -119,8 +118,12 @@ class PlaySession:
     def real_over(self) -> bool:
         return self.real_score.over
 
+    @property
+    def temperature(self) -> float:
+        return self.sampling.temperature
+
     def set_temperature(self, value: float) -> None:
-        self.temperature = float(np.clip(value, 0.0, 3.0))
+        self.sampling = dataclasses.replace(self.sampling, temperature=float(np.clip(value, 0, 3)))
         if self.dreamer is not None:
             self.dreamer.sampling = dataclasses.replace(
                 self.dreamer.sampling, temperature=self.temperature

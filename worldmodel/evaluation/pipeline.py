@@ -36,7 +36,7 @@ from worldmodel.evaluation.idm import dream_transitions, idm_accuracy, sample_tr
 from worldmodel.evaluation.report import plot_horizon, plot_training, write_eval_report
 from worldmodel.evaluation.teacher import eval_windows, teacher_forced_metrics
 from worldmodel.metrics import capped_psnr, ssim
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling import USER_SETTINGS, SamplingConfig
 from worldmodel.training.codes import encode_split
 from worldmodel.training.media import clip_grid, write_gif
 from worldmodel.world_model import WorldModel
@@ -44,17 +44,6 @@ from worldmodel.world_model import WorldModel
 
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
-
-
-# The settings of the dream that EvalConfig shares with SamplingConfig (the same names).
-SAMPLING_FIELDS = (
-    "temperature",
-    "top_p",
-    "passes",
-    "state_temperature",
-    "copy_unchanged",
-    "keep_likely",
-)
 
 
 @dataclass(frozen=True)
@@ -113,12 +102,13 @@ class EvalConfig:
 
     def with_sampling(self, sampling: SamplingConfig) -> EvalConfig:
         """This config dreaming with ``sampling``'s settings (a model's own default sampling,
-        which the user's flags then override)."""
-        return dataclasses.replace(self, **{k: getattr(sampling, k) for k in SAMPLING_FIELDS})
+        which the user's flags then override); EvalConfig has a field of each name in
+        ``USER_SETTINGS``."""
+        return dataclasses.replace(self, **{k: getattr(sampling, k) for k in USER_SETTINGS})
 
     @property
     def sampling(self) -> SamplingConfig:
-        return SamplingConfig(**{k: getattr(self, k) for k in SAMPLING_FIELDS})
+        return SamplingConfig(**{k: getattr(self, k) for k in USER_SETTINGS})
 
 
 def _bar(desc: str, progress: bool):
