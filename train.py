@@ -97,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     agent.add_argument("--agent-steps", type=int, default=100_000, help="PPO steps per agent")
     agent.add_argument("--agent-envs", type=int, default=16, help="dreams (or games) at once")
+    agent.add_argument(
+        "--n-steps",
+        type=int,
+        default=128,
+        help="PPO decisions per env between updates (fewer: more updates per env step)",
+    )
     agent.add_argument("--episodes", type=int, default=100, help="real episodes scoring each")
     agent.add_argument(
         "--agent-seed", type=int, default=0, help="PPO's seed (another one: a replicate run)"
@@ -261,6 +267,7 @@ def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
         PPOConfig(
             steps=args.agent_steps,
             n_envs=args.agent_envs,
+            n_steps=args.n_steps,
             prev_action=args.prev_action,
             action_repeat=args.action_repeat,
             seed=args.agent_seed,

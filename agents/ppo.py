@@ -194,7 +194,8 @@ def build_ppo(venv: VecEnv, config: PPOConfig, tensorboard: Path | None, seed: i
     (``VecNormalize``), so the saved policy acts on raw frames. With ``config.prev_action`` the
     policy also sees its last action (:class:`~agents.prev_action.VecPrevAction`); with
     ``config.action_repeat`` > 1 each of its decisions is held that many steps
-    (:class:`~agents.action_repeat.VecActionRepeat`), and PPO's step counts are decisions."""
+    (:class:`~agents.action_repeat.VecActionRepeat`), and PPO's step counts are decisions.
+    A minibatch is at most one rollout (``n_steps`` × the envs)."""
     if config.action_repeat > 1:
         venv = VecActionRepeat(venv, config.action_repeat)
     if config.prev_action:
@@ -205,7 +206,7 @@ def build_ppo(venv: VecEnv, config: PPOConfig, tensorboard: Path | None, seed: i
         norm,
         policy_kwargs=_MEMORY_POLICY_KWARGS if config.prev_action else None,
         n_steps=config.n_steps,
-        batch_size=config.batch_size,
+        batch_size=min(config.batch_size, config.n_steps * venv.num_envs),  # not past a rollout
         n_epochs=config.n_epochs,
         learning_rate=config.learning_rate,
         gamma=config.gamma,

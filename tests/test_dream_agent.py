@@ -188,8 +188,8 @@ def test_take_cover_experiment_end_to_end_from_the_command_line(
     args = [train, "--env", "take_cover", "--stage", "agent", "--checkpoint", str(tc_model),
             "--agent-steps", "128", "--agent-envs", "2", "--episodes", "2", "--temperature",
             "0.5", "1.5", "--exploit-starts", "2", "--agent-eval-every", "0",
-            "--out", str(tmp_path), "--threads", "1", "--quiet",
-            "--prev-action", "--agent-seed", "3", "--action-repeat", "2"]  # fmt: skip
+            "--out", str(tmp_path), "--threads", "1", "--quiet", "--prev-action",
+            "--agent-seed", "3", "--action-repeat", "2", "--n-steps", "16"]  # fmt: skip
     first = _cli(*args)
     assert first.returncode == 0, first.stderr
     out = tmp_path / "agents"
@@ -202,12 +202,12 @@ def test_take_cover_experiment_end_to_end_from_the_command_line(
     assert (out / "results.png").stat().st_size > 0 and (out / "dream-t0.5" / "clip.mp4").exists()
     assert "PPO in the dream, T=1.5" in (out / "results.md").read_text()
     assert results["ppo"]["seed"] == 3 and results["ppo"]["prev_action"]
-    assert results["ppo"]["action_repeat"] == 2
+    assert results["ppo"]["action_repeat"] == 2 and results["ppo"]["n_steps"] == 16
     for run in ("dream-t1.5", "real"):  # both kinds: their last action, decisions held 2 steps
         agent = load_agent(out / run / "agent.pt", "take_cover")
         assert agent.n_actions == 3 and agent.memory and agent.repeat == 2
-        # 64 decisions asked for; PPO runs whole rollouts (n_steps x 2 envs), 2 steps each
-        assert agent.meta["train_steps"] == PPOConfig().n_steps * 2 * 2
+        # 64 decisions asked for; PPO runs whole rollouts (16 steps x 2 envs), 2 steps each
+        assert agent.meta["train_steps"] == 64 * 2
 
     again = _cli(*args, "--resume")
     assert again.returncode == 0, again.stderr
@@ -216,6 +216,7 @@ def test_take_cover_experiment_end_to_end_from_the_command_line(
     other_env = ["--resume", "--env", "health_gathering"]
     for bad, message in (
         ([], "pass --resume"),
+        (["--n-steps", "1"], "--n-steps"),
         (other_env, "trained on 'take_cover', not 'health_gathering'"),
         ([*other_env, "--checkpoint", str(hg_model)], "trained in the dream of 'take_cover'"),
     ):

@@ -193,6 +193,7 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
     between("--state-temperature", args.state_temperature, 0, 3)
     between("--state-change-odds", args.state_change_odds, 0.01, 1000)
     at_least("--dream-steps", args.dream_steps, 1)
+    at_least("--n-steps", args.n_steps, 2)
     at_least("--damage-penalty", args.damage_penalty, 0)
     at_least("--agent-eval-every", args.agent_eval_every, 0)
     at_least("--exploit-starts", args.exploit_starts, 0)
