@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from agents.ppo import AgentError
+from agents.ppo import AgentError, PPOConfig
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
 from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError
@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     agent.add_argument(
         "--n-steps",
         type=int,
-        default=128,
+        default=PPOConfig.n_steps,
         help="PPO decisions per env between updates (fewer: more updates per env step)",
     )
     agent.add_argument("--episodes", type=int, default=100, help="real episodes scoring each")
@@ -252,7 +252,6 @@ def run_decoder(args: argparse.Namespace, runtime: Runtime, out: Path, data: Pat
 def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
     from agents.dream_agent import Experiment, run_experiment
     from agents.dream_training import DreamConfig, EvalConfig
-    from agents.ppo import PPOConfig
 
     checkpoint = args.checkpoint or out / "worldmodel.pt"
     if not checkpoint.exists():
