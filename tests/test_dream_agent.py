@@ -32,6 +32,7 @@ from agents.scoring import episode_cap, play_real
 from tests.conftest import (
     ROOT,
     save_frame_world_model,
+    script_module,
     tiny_frame_world_model,
     tiny_world_model,
 )
@@ -249,3 +250,31 @@ def test_damage_penalty_charges_each_point_of_dreamed_health_lost() -> None:
         rewards.append(np.stack(got))
         venv.close()
     np.testing.assert_allclose(rewards[1] - rewards[0], [[-20.0, -20.0], [0.0, 0.0]])
+
+
+def test_real_ppo_screen_trains_scores_resumes_and_refuses_bad_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tools/real_ppo.py: PPO in the real game alone, scored over fixed real episodes."""
+    main = script_module("tools/real_ppo.py").main
+    out = tmp_path / "r2"
+    args = ["--out", str(out), "--agent-steps", "64", "--agent-envs", "2", "--n-steps", "8",
+            "--action-repeat", "2", "--episodes", "2"]  # fmt: skip
+    main(args)
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])  # after the progress lines
+    assert result == json.loads((out / "score.json").read_text())
+    assert result["train_steps"] == 64 and result["episodes"] == 2 and result["tics_mean"] > 0
+    assert result["ppo"]["prev_action"] and result["ppo"]["action_repeat"] == 2
+    agent = load_agent(out / "agent.pt", "take_cover")
+    assert agent.memory and agent.repeat == 2
+    main([*args, "--resume", "--agent-steps", "96"])  # continues the same run
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["train_steps"] == 96
+    for bad, message in (
+        (["--env", "doom2"], "unknown env 'doom2'"),
+        (["--n-steps", "1"], "--n-steps must be at least 2"),
+        (["--episodes", "0"], "--episodes must be at least 1"),
+        ([], "pass --resume"),  # the run is there already
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main([*args, *bad])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
