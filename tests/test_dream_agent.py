@@ -257,8 +257,11 @@ def test_real_ppo_screen_trains_scores_resumes_and_refuses_bad_settings(
 ) -> None:
     """tools/real_ppo.py: PPO in the real game alone, scored over fixed real episodes."""
     main = script_module("tools/real_ppo.py").main
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "(default: 200000)" in capsys.readouterr().out  # train.py's defaults, not PPOConfig's
     out = tmp_path / "r2"
-    args = ["--out", str(out), "--agent-steps", "64", "--agent-envs", "2", "--n-steps", "8",
+    args = ["--out", str(out), "--steps", "64", "--n-envs", "2", "--n-steps", "8",
             "--action-repeat", "2", "--episodes", "2"]  # fmt: skip
     main(args)
     result = json.loads(capsys.readouterr().out.splitlines()[-1])  # after the progress lines
@@ -267,11 +270,12 @@ def test_real_ppo_screen_trains_scores_resumes_and_refuses_bad_settings(
     assert result["ppo"]["prev_action"] and result["ppo"]["action_repeat"] == 2
     agent = load_agent(out / "agent.pt", "take_cover")
     assert agent.memory and agent.repeat == 2
-    main([*args, "--resume", "--agent-steps", "96"])  # continues the same run
+    main([*args, "--resume", "--steps", "96"])  # continues the same run
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["train_steps"] == 96
     for bad, message in (
         (["--env", "doom2"], "unknown env 'doom2'"),
-        (["--n-steps", "1"], "--n-steps must be at least 2"),
+        (["--n-steps", "1"], "--n-steps must be at least 2, got 1"),
+        (["--learning-rate", "0"], "--learning-rate must be greater than 0"),
         (["--episodes", "0"], "--episodes must be at least 1"),
         ([], "pass --resume"),  # the run is there already
     ):

@@ -7,8 +7,8 @@ real game takes minutes where the dream takes tens of them. So a setting is wort
 only if it does well here first. Trains (or with ``--resume`` continues) PPO in the real game,
 then scores it over the 100 real episodes of every agent score (``agents.scoring``, fixed seeds)
 and prints one JSON line: the settings, train minutes and tics survived (mean, std).
-``--prev-action`` is on unless ``--no-prev-action``; the rest are :class:`agents.ppo.PPOConfig`'s
-fields and defaults, as ``train.py --stage agent`` uses them.
+Every :class:`agents.ppo.PPOConfig` field is a flag; the defaults are ``train.py --stage agent``'s
+(200k steps, 16 games) with the last action shown (``--no-prev-action`` hides it).
 """
 
 from __future__ import annotations
@@ -26,49 +26,34 @@ from agents.dream_training import AgentRun, EvalConfig, real_venv_factory, train
 from agents.ppo import AgentError, PPOConfig, load_agent
 from agents.scenarios import UnknownEnvError, get_scenario
 from agents.scoring import score_real
-from worldmodel.cli import UserError, fail
+from worldmodel.cli import UserError, add_dataclass_flags, dataclass_from_args, fail
+from worldmodel.validate import above, at_least
+
+# train.py --stage agent's defaults where they differ from PPOConfig's; the last action shown
+SCREEN = PPOConfig(steps=200_000, n_envs=16, prev_action=True)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--env", default="take_cover")
     p.add_argument("--out", type=Path, required=True, help="the run's folder")
-    p.add_argument("--agent-steps", type=int, default=200_000, help="env steps of training")
-    p.add_argument("--agent-envs", type=int, default=16)
-    p.add_argument("--action-repeat", type=int, default=PPOConfig.action_repeat)
-    p.add_argument("--n-steps", type=int, default=PPOConfig.n_steps)
-    p.add_argument("--n-epochs", type=int, default=PPOConfig.n_epochs)
-    p.add_argument("--ent-coef", type=float, default=PPOConfig.ent_coef)
-    p.add_argument("--gamma", type=float, default=PPOConfig.gamma)
-    p.add_argument("--lr", type=float, default=PPOConfig.learning_rate)
-    p.add_argument("--agent-seed", type=int, default=0)
-    p.add_argument("--no-prev-action", action="store_true")
     p.add_argument("--episodes", type=int, default=100, help="real episodes scoring it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--threads", type=int, default=1)
+    add_dataclass_flags(p, PPOConfig, base=SCREEN)  # --steps, --n-steps, --seed, ...
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> dict:
     get_scenario(args.env)  # an unknown env: one line naming the known ones
-    for flag in ("agent_steps", "agent_envs", "action_repeat", "n_epochs", "episodes", "threads"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
-    if args.n_steps < 2:
-        raise UserError("--n-steps must be at least 2")
+    config = dataclass_from_args(PPOConfig, args, SCREEN)
+    for flag in ("steps", "n_envs", "batch_size", "n_epochs", "action_repeat"):
+        at_least(f"--{flag.replace('_', '-')}", getattr(config, flag), 1)
+    at_least("--n-steps", config.n_steps, 2)
+    above("--learning-rate", config.learning_rate, 0)
+    at_least("--episodes", args.episodes, 1)
+    at_least("--threads", args.threads, 1)
     torch.set_num_threads(args.threads)
-    config = PPOConfig(
-        steps=args.agent_steps,
-        n_envs=args.agent_envs,
-        n_steps=args.n_steps,
-        n_epochs=args.n_epochs,
-        ent_coef=args.ent_coef,
-        gamma=args.gamma,
-        learning_rate=args.lr,
-        seed=args.agent_seed,
-        prev_action=not args.no_prev_action,
-        action_repeat=args.action_repeat,
-    )
     run = AgentRun(args.out, args.env, {"trained_in": "real game"})
     start = time.time()
     steps = train_agent(

@@ -57,9 +57,11 @@ def _base_type(tp: Any) -> Any:
 
 
 def add_dataclass_flags(
-    parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()
+    parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), base: Any = None
 ) -> None:
-    """Add ``--field-name`` for each field of dataclass ``cls`` (help from ``metadata['help']``).
+    """Add ``--field-name`` for each field of dataclass ``cls`` (help from ``metadata['help']``;
+    the default it names is ``base``'s where given, the instance :func:`dataclass_from_args`
+    will start from).
 
     Defaults are left as ``None`` so :func:`dataclass_from_args` can tell what the user set.
     """
@@ -70,7 +72,12 @@ def add_dataclass_flags(
             continue
         tp = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if base is not None:
+            default = getattr(base, f.name)
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            default = f.default_factory()  # type: ignore[misc]
         help_text = f"{f.metadata.get('help', '')} (default: {default})"
         if tp is bool:
             group.add_argument(
