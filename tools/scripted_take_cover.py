@@ -10,31 +10,11 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from agents.doom_env import make_env
 from agents.scoring import EVAL_SEED, episode_cap, play_real
+from agents.scripted import Hold, sweep
 
 ENV = "take_cover"  # actions: noop, move_left, move_right
-
-
-class Hold:
-    def __init__(self, action: int) -> None:
-        self.action = action
-
-    def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        return np.full(len(obs), self.action)
-
-
-class Sweep:
-    """move_left for ``every`` steps, then move_right as long, and so on (all games in step)."""
-
-    def __init__(self, every: int) -> None:
-        self.every, self.t = every, 0
-
-    def act(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        self.t += 1
-        return np.full(len(obs), 1 + (self.t // self.every) % 2)
 
 
 def main() -> None:
@@ -45,10 +25,10 @@ def main() -> None:
     seeds = list(range(EVAL_SEED, EVAL_SEED + args.episodes))
     cap = episode_cap(ENV)
     env = make_env(ENV)
-    skip = env.frame_skip
+    skip, names = env.frame_skip, list(env.action_names)
     env.close()
-    policies = {"noop": Hold(0), "hold left": Hold(1)}
-    policies |= {f"alternate every {n}": Sweep(n) for n in args.sweeps}
+    policies = {"noop": Hold(0, len(names)), "hold left": Hold(1, len(names))}
+    policies |= {f"alternate every {n}": sweep(names, n) for n in args.sweeps}
     for name, policy in policies.items():
         scores, _ = play_real(policy, ENV, seeds, cap=cap, n_envs=2)
         tics = scores.steps * skip
