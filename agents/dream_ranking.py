@@ -48,37 +48,38 @@ class Ranking:
     def tau(self) -> float:
         return kendall_tau(self.dream_steps.mean(1), self.real_steps.mean(1))
 
+    def tics(self, steps: np.ndarray, frame_skip: int) -> np.ndarray:
+        """Tics survived from the reset, the unscored prefix included."""
+        return (steps + self.prefix) * frame_skip
+
     def real_rank_of_dream_best(self) -> int:
         """Where (1 = best) the dream's longest-lived policy stands in the real game."""
-        best = int(np.argmax(self.dream_steps.mean(1)))
-        real = self.real_steps.mean(1)
-        return int(1 + np.sum(real > real[best]))
+        return int(_ranks(self.real_steps.mean(1))[np.argmax(self.dream_steps.mean(1))])
 
     def to_dict(self, frame_skip: int) -> dict:
         out = {"tau": self.tau, "prefix_steps": self.prefix, "policies": {}}
         for name, d, r in zip(self.names, self.dream_steps, self.real_steps, strict=True):
             out["policies"][name] = {
-                "dream_tics_mean": float((d.mean() + self.prefix) * frame_skip),
-                "real_tics_mean": float((r.mean() + self.prefix) * frame_skip),
+                "dream_tics_mean": float(self.tics(d.mean(), frame_skip)),
+                "real_tics_mean": float(self.tics(r.mean(), frame_skip)),
                 "dream_steps": d.tolist(),
                 "real_steps": r.tolist(),
             }
         return out
 
     def table(self, frame_skip: int) -> str:
-        """Markdown: tics survived from the reset (prefix included), mean ± standard error,
-        and each policy's rank on both sides."""
+        """Markdown: tics survived from the reset, mean ± standard error, and each policy's
+        rank on both sides."""
         n = self.dream_steps.shape[1]
-        tics = lambda s: (s + self.prefix) * frame_skip  # noqa: E731
         dream, real = self.dream_steps.mean(1), self.real_steps.mean(1)
-        d_rank = 1 + np.argsort(np.argsort(-dream, kind="stable"), kind="stable")
-        r_rank = 1 + np.argsort(np.argsort(-real, kind="stable"), kind="stable")
+        d_rank, r_rank = _ranks(dream), _ranks(real)
         lines = [
             f"| policy ({n} starts) | dream tics | real tics | dream rank | real rank |",
             "|---|---|---|---|---|",
         ]
         for k, name in enumerate(self.names):
-            d, r = tics(self.dream_steps[k]), tics(self.real_steps[k])
+            d = self.tics(self.dream_steps[k], frame_skip)
+            r = self.tics(self.real_steps[k], frame_skip)
             lines.append(
                 f"| {name} | {d.mean():.1f} ± {d.std() / np.sqrt(n):.1f} "
                 f"| {r.mean():.1f} ± {r.std() / np.sqrt(n):.1f} | {d_rank[k]} | {r_rank[k]} |"
@@ -90,6 +91,11 @@ class Ranking:
             "in the real game"
         )
         return "\n".join(lines)
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """1 for the highest score, 2 for the next, ... (ties in list order)."""
+    return 1 + np.argsort(np.argsort(-scores, kind="stable"), kind="stable")
 
 
 def rank_policies(
