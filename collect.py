@@ -15,10 +15,10 @@ import argparse
 from pathlib import Path
 
 from agents import UnknownEnvError, get_scenario
-from agents.collect import CollectConfig, check_compatible, collect, make_policy
+from agents.collect.run import CollectConfig, check_compatible, collect, make_policy
 from agents.ppo import DEFAULT_AGENTS_DIR, AgentError, PPOConfig
-from worldmodel import validate
-from worldmodel.cli import (
+from worldmodel.cli import validate
+from worldmodel.cli.args import (
     UserError,
     add_dataclass_flags,
     dataclass_from_args,

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from agents.checks import CheckConfig, run_checks
+from agents.dream.checks import CheckConfig, run_checks
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
-from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import (
+from worldmodel.cli import validate
+from worldmodel.cli.args import (
     UserError,
     add_dataclass_flags,
     dataclass_from_args,
@@ -41,7 +41,7 @@ from worldmodel.cli import (
 )
 from worldmodel.data import DatasetError, load_manifest
 from worldmodel.evaluation.pipeline import EvalConfig, evaluate
-from worldmodel.sampling import sampling_label
+from worldmodel.sampling.settings import sampling_label
 from worldmodel.world_model import WorldModel
 
 

@@ -22,9 +22,9 @@ from agents.play.session import MODES, PlaySession
 from agents.play.window import NoDisplayError
 from agents.ppo import AgentError, find_agent, load_agent
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
-from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import UserError, fail, interrupted, sigterm_as_interrupt
+from worldmodel.cli import validate
+from worldmodel.cli.args import UserError, fail, interrupted, sigterm_as_interrupt
 from worldmodel.world_model import WorldModel, shipped_checkpoint
 
 

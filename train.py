@@ -19,9 +19,9 @@ import torch
 
 from agents.ppo import AgentError, PPOConfig
 from agents.scenarios import DEFAULT_ENV, UnknownEnvError, get_scenario
-from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import (
+from worldmodel.cli import validate
+from worldmodel.cli.args import (
     UserError,
     add_dataclass_flags,
     dataclass_from_args,
@@ -250,8 +250,8 @@ def run_decoder(args: argparse.Namespace, runtime: Runtime, out: Path, data: Pat
 
 
 def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path) -> dict:
-    from agents.dream_agent import Experiment, run_experiment
-    from agents.dream_training import DreamConfig, EvalConfig
+    from agents.dream.experiment import Experiment, run_experiment
+    from agents.dream.training import DreamConfig, EvalConfig
 
     checkpoint = args.checkpoint or out / "worldmodel.pt"
     if not checkpoint.exists():

@@ -29,7 +29,7 @@ from agents.doom_env import make_env
 from agents.policies import AgentPolicy
 from agents.prev_action import VecPrevAction, prev_action_space
 from agents.scenarios import get_scenario
-from worldmodel.progress import LineProgress, to_terminal
+from worldmodel.cli.progress import LineProgress, to_terminal
 
 AGENT_FORMAT_VERSION = 1
 DEFAULT_AGENTS_DIR = Path("runs/agents")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.collect import CollectConfig, collect, make_policy
+from agents.collect.run import CollectConfig, collect, make_policy
 from agents.ppo import PPOConfig, default_agent_path
 from worldmodel.checkpoint import load_checkpoint
 from worldmodel.training.loop import Runtime

@@ -2,7 +2,7 @@
 
 They never look at the screen. In take_cover sweeping left and right outlives standing still
 about 4x in the real game, so a dream worth training in ranks them the same way, and an agent
-that dodges by sight must beat the best sweep (``agents.dream_ranking``).
+that dodges by sight must beat the best sweep (``agents.dream.ranking``).
 """
 
 from __future__ import annotations

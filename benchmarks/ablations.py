@@ -75,7 +75,7 @@ def run_variant(which: str, overrides: list[str], out: Path, args: argparse.Name
         from worldmodel.config import VQVAEConfig, from_dict
         from worldmodel.evaluation.openloop import clip_starts
         from worldmodel.frames import to_model, to_uint8
-        from worldmodel.vqvae import VQVAE
+        from worldmodel.tokenizer.vqvae import VQVAE
 
         blob = load_checkpoint(out / "vqvae.pt", "vqvae", args.env)
         model = VQVAE(from_dict(VQVAEConfig, blob["config"]))

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agents.collect import CollectConfig, collect
+from agents.collect.run import CollectConfig, collect
 from agents.policies import RandomPolicy
 from agents.ppo import load_agent
 

@@ -22,18 +22,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodel.sampling import SamplingConfig
+from worldmodel.dream.starts import DreamStarts
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 
 def start(model: WorldModel, batch: int, rng: np.random.Generator):
     dreamer = model.dreamer(batch, SamplingConfig(temperature=1.0), seed=0)
     if model.starts is not None and hasattr(dreamer, "start_codes"):
-        pick = rng.integers(len(model.starts), size=batch)
+        bank = DreamStarts.from_dict(model.starts)
+        pick = rng.integers(len(bank), size=batch)
         dreamer.start_codes(
-            model.starts.codes[pick].astype(np.int64),
-            model.starts.actions[pick].astype(np.int64),
-            model.starts.variables[pick],
+            bank.codes[pick].astype(np.int64),
+            bank.actions[pick].astype(np.int64),
+            bank.variables[pick],
         )
     else:
         n = dreamer.history * model.frames_per_step

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.collect import CollectConfig, collect
+from agents.collect.run import CollectConfig, collect
 from agents.policies import RandomPolicy
 from agents.scenarios import get_scenario
-from worldmodel.dream_env import DreamEnv
+from worldmodel.dream.env import DreamEnv
 from worldmodel.world_model import shipped_checkpoint
 
 

@@ -28,7 +28,7 @@ import torch
 
 from agents.play.loop import Controller, PlayOptions, run
 from agents.play.session import PlaySession
-from worldmodel.sampling import SamplingConfig, sampling_label
+from worldmodel.sampling.settings import SamplingConfig, sampling_label
 from worldmodel.world_model import WorldModel
 
 

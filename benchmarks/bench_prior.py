@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, prior_config_for
-from worldmodel.gpt import Prior
-from worldmodel.kv_cache import KVCache
-from worldmodel.sampling import Dreamer
-from worldmodel.vqvae import VQVAE
+from worldmodel.prior.kv_cache import KVCache
+from worldmodel.prior.raster import Prior
+from worldmodel.sampling.raster import Dreamer
+from worldmodel.tokenizer.vqvae import VQVAE
 
 
 @torch.inference_mode()

@@ -28,7 +28,7 @@ def measure(preset: str, threads: int, device: str, steps: int) -> dict:
     import torch
 
     from worldmodel.config import VQVAE_PRESETS
-    from worldmodel.vqvae import VQVAE
+    from worldmodel.tokenizer.vqvae import VQVAE
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -84,8 +84,9 @@ def measure_decode(checkpoint: str | None, preset: str, threads: int, batch: int
 
     from worldmodel.checkpoint import load_checkpoint
     from worldmodel.config import VQVAE_PRESETS, VQVAEConfig, from_dict
-    from worldmodel.tokenizer_swap import TOKENIZER_KINDS, read_tokenizer
-    from worldmodel.vqvae import VQVAE
+    from worldmodel.tokenizer.stream import DecodeStream
+    from worldmodel.tokenizer.swap import TOKENIZER_KINDS, read_tokenizer
+    from worldmodel.tokenizer.vqvae import VQVAE
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -102,7 +103,7 @@ def measure_decode(checkpoint: str | None, preset: str, threads: int, batch: int
     h = c.resolution // c.space_down
     history = model.stream_window + n + 2
     codes = torch.randint(0, c.n_codes, (batch, history, h, h))
-    stream = model.stream(batch)
+    stream = DecodeStream(model, batch)
     stream.prime(codes[:, : model.stream_window])
     last, step = [], []
     with torch.no_grad():

@@ -36,7 +36,7 @@ def _in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def hg_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small random-policy health_gathering dataset: 10 episodes (8 train, 1 val, 1 test)."""
-    from agents.collect import CollectConfig, collect
+    from agents.collect.run import CollectConfig, collect
     from agents.policies import RandomPolicy
 
     out = tmp_path_factory.mktemp("data") / "hg"
@@ -54,8 +54,8 @@ def tiny_world_model(env: str = "health_gathering", seed: int = 0):
     """An untrained tiny world model (random weights): fast, for plumbing tests."""
     from agents.scenarios import get_scenario
     from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, prior_config_for
-    from worldmodel.gpt import Prior
-    from worldmodel.vqvae import VQVAE
+    from worldmodel.prior.raster import Prior
+    from worldmodel.tokenizer.vqvae import VQVAE
     from worldmodel.world_model import WorldModel
 
     torch.manual_seed(seed)
@@ -109,10 +109,10 @@ def tiny_frame_world_model(env: str = "health_gathering", seed: int = 0, bank: b
     from agents.doom_env import make_env
     from agents.scenarios import get_scenario
     from worldmodel.config import FRAME_PRIOR_PRESETS, VQVAE_PRESETS, frame_prior_config_for
-    from worldmodel.frame_prior import FramePrior
+    from worldmodel.dream.starts import DreamStarts
     from worldmodel.game_state import GameRules, GameState
-    from worldmodel.start_bank import DreamStarts
-    from worldmodel.vqvae import VQVAE
+    from worldmodel.prior.frame import FramePrior
+    from worldmodel.tokenizer.vqvae import VQVAE
     from worldmodel.world_model import WorldModel
 
     torch.manual_seed(seed)
@@ -135,7 +135,7 @@ def tiny_frame_world_model(env: str = "health_gathering", seed: int = 0, bank: b
             variables=np.full((4, n, game.size), 84.0, np.float32),
             episodes=np.arange(4),
             steps=np.full(4, 10),
-        )
+        ).to_dict()
     return WorldModel(tokenizer, prior, env, names, game=game, starts=starts)
 
 
@@ -164,7 +164,7 @@ def save_frame_world_model(model, path: Path) -> Path:
         "train_config": {},
     }
     if model.starts is not None:
-        payload["starts"] = model.starts.to_dict()
+        payload["starts"] = model.starts
     save_checkpoint(path, payload)
     return path
 

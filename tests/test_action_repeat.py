@@ -11,7 +11,7 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.action_repeat import Held, VecActionRepeat
-from agents.dream_training import AgentRun, DreamConfig, dream_venv_factory, train_agent
+from agents.dream.training import AgentRun, DreamConfig, dream_venv_factory, train_agent
 from agents.policies import new_episode
 from agents.ppo import PPOConfig, agent_repeat, load_agent
 from agents.scoring import play_real

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from agents.behaviours import HumanLikePolicy, MixturePolicy
-from agents.collect import CollectConfig, collect, make_policy
+from agents.collect.run import CollectConfig, collect, make_policy
 from agents.policies import RandomPolicy, StickyExploration
 from agents.ppo import AgentError, PPOConfig, load_agent, train_ppo
 from agents.scenarios import get_scenario

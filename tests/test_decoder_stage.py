@@ -11,8 +11,8 @@ import torch
 from tests.conftest import save_world_model, tiny_world_model
 from tests.test_training import CPU, Crash, assert_same_run, crash_after
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from worldmodel.discriminator import PatchDiscriminator, hinge_d_loss
-from worldmodel.tokenizer_swap import is_frozen, swap_decoder
+from worldmodel.tokenizer.discriminator import PatchDiscriminator, hinge_d_loss
+from worldmodel.tokenizer.swap import is_frozen, swap_decoder
 from worldmodel.training.decoder_stage import DecoderStage, DecoderTuneConfig
 from worldmodel.training.loop import TrainConfig, train
 from worldmodel.training.run import train_decoder

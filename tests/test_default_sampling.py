@@ -13,7 +13,7 @@ from agents.play.session import PlaySession
 from tests.conftest import save_frame_world_model, script_module, tiny_frame_world_model
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodel.evaluation.pipeline import EvalConfig
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 

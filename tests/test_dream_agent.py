@@ -15,9 +15,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from agents import dream_training
-from agents.dream_exploit import ExploitReport, exploit_check
-from agents.dream_training import (
+from agents.dream import training as dream_training
+from agents.dream.exploit import ExploitReport, exploit_check
+from agents.dream.training import (
     AgentRun,
     DreamConfig,
     EvalConfig,
@@ -36,7 +36,7 @@ from tests.conftest import (
     tiny_frame_world_model,
     tiny_world_model,
 )
-from worldmodel.cli import UserError
+from worldmodel.cli.args import UserError
 from worldmodel.game_state import GameState
 
 TINY_PPO = PPOConfig(steps=192, n_envs=2, n_steps=32, batch_size=64, n_epochs=1)
@@ -229,8 +229,8 @@ def test_take_cover_experiment_end_to_end_from_the_command_line(
 def test_damage_penalty_charges_each_point_of_dreamed_health_lost() -> None:
     """The start windows hold HEALTH 84; a state head sure of 74 loses 10 on the first step
     and nothing after, so a penalty of 2 costs 20 then 0 against the plain dream's reward."""
-    from agents.dream_vec import SB3DreamVecEnv
-    from worldmodel.dream_env import VecDreamEnv
+    from agents.dream.vec import SB3DreamVecEnv
+    from worldmodel.dream.env import VecDreamEnv
 
     model = tiny_frame_world_model()
     head = model.prior.state_head

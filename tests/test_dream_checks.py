@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.checks import CheckConfig, run_checks
-from agents.dream_checks import (
+from agents.dream.checks import CheckConfig, run_checks
+from agents.dream.measures import (
     collapsed,
     colour_stats,
     contact_sheet,
@@ -25,7 +25,7 @@ from agents.dream_checks import (
     zoom,
 )
 from tests.conftest import tiny_frame_world_model
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 
 
 def texture(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents import dream_difficulty as dd
+from agents.dream import difficulty as dd
 from tests.conftest import save_frame_world_model, script_module, tiny_frame_world_model
 from worldmodel.data import EpisodeStore
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 
 
 def test_recorded_deaths_grow_with_the_horizon_up_to_the_share_in_fatal_episodes(

@@ -15,14 +15,14 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from agents import SCENARIOS, make_env
-from agents.dream_vec import SB3DreamVecEnv
+from agents.dream.vec import SB3DreamVecEnv
 from tests.conftest import save_world_model
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, prior_config_for
 from worldmodel.data import DatasetError, EpisodeStore
-from worldmodel.dream_env import SCENARIO_NAMES, DreamEnv, VecDreamEnv
-from worldmodel.gpt import Prior
-from worldmodel.vqvae import VQVAE
+from worldmodel.dream.env import SCENARIO_NAMES, DreamEnv, VecDreamEnv
+from worldmodel.prior.raster import Prior
+from worldmodel.tokenizer.vqvae import VQVAE
 from worldmodel.world_model import WorldModel
 
 ENV_ID = "worldmodel/Dream-health_gathering-v0"

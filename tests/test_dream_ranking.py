@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.dream_ranking import Ranking, kendall_tau, rank_policies
-from agents.dream_training import DreamConfig
+from agents.dream.ranking import Ranking, kendall_tau, rank_policies
+from agents.dream.training import DreamConfig
 from agents.policies import RandomPolicy
 from agents.scoring import play_real
 from agents.scripted import Hold, Sweep, sweep

@@ -24,7 +24,7 @@ from worldmodel.evaluation.dynamics import grouped, one_step_suite, open_loop_su
 from worldmodel.evaluation.idm import dream_transitions
 from worldmodel.evaluation.openloop import open_loop
 from worldmodel.evaluation.pipeline import EvalConfig, evaluate
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 
 
 def test_open_loop_dreams_the_requested_horizon(hg_dataset: Path) -> None:
@@ -112,7 +112,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_state_suite_keep_last_baseline_on_a_known_health_curve(tmp_path: Path) -> None:
     from tests.test_game_state import STEPS, synthetic_dataset
-    from worldmodel.training.codes import encode_split
+    from worldmodel.data.codes import encode_split
 
     data = synthetic_dataset(tmp_path / "synthetic", episodes=3)
     model = tiny_frame_world_model(bank=False)

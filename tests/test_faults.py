@@ -20,9 +20,9 @@ from agents.play.loop import Controller, PlayOptions, run
 from agents.play.session import PlaySession
 from tests.conftest import ROOT, entry_point, script_module, tiny_world_model
 from worldmodel.checkpoint import load_checkpoint
+from worldmodel.cli.progress import LineProgress, progress_bar
 from worldmodel.data import EpisodeStore, load_manifest, read_episode, split_of, write_manifest
 from worldmodel.data.splits import split_entries
-from worldmodel.progress import LineProgress, progress_bar
 
 SPLITS = ("train", "val", "test")
 

@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from worldmodel.config import VQVAE_PRESETS, FramePriorConfig
-from worldmodel.frame_prior import FramePrior
-from worldmodel.frame_sampling import FrameDreamer
+from worldmodel.data.codes import CodeSet
+from worldmodel.data.frame_windows import frame_batch, window_starts
 from worldmodel.frames import to_model
 from worldmodel.game_state import GameRules, GameState
-from worldmodel.ring_cache import RingKVCache
-from worldmodel.sampling import SamplingConfig
-from worldmodel.training.codes import CodeSet
-from worldmodel.training.frame_windows import frame_batch, window_starts
-from worldmodel.vqvae import VQVAE
+from worldmodel.prior.frame import FramePrior
+from worldmodel.prior.ring_cache import RingKVCache
+from worldmodel.sampling.frame import FrameDreamer
+from worldmodel.sampling.settings import SamplingConfig
+from worldmodel.tokenizer.vqvae import VQVAE
 
 GAME = GameState(("HEALTH",), GameRules(1.0, 100.0, 4, 2100))
 
@@ -109,7 +109,7 @@ class dreamer_sampler_spy:
         self.seen = seen
 
     def __enter__(self) -> None:
-        import worldmodel.frame_sampling as fs
+        import worldmodel.sampling.frame as fs
 
         self.fs, self.orig = fs, fs.sample_logits
 

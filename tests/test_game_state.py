@@ -14,9 +14,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from tests.conftest import save_frame_world_model, tiny_frame_world_model
 from worldmodel.data import Episode, Manifest, episode_filename, write_episode, write_manifest
-from worldmodel.dream_env import DreamEnv, VecDreamEnv
+from worldmodel.dream.env import DreamEnv, VecDreamEnv
 from worldmodel.game_state import GameRules, GameState
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.training.loop import Runtime, TrainConfig
 from worldmodel.training.run import train_prior, train_tokenizer
 from worldmodel.world_model import WorldModel
@@ -94,8 +94,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_training_batches_pair_each_step_with_the_step_before(trained) -> None:
-    from worldmodel.training.codes import load_codes
-    from worldmodel.training.frame_windows import frame_batch
+    from worldmodel.data.codes import load_codes
+    from worldmodel.data.frame_windows import frame_batch
 
     _data, checkpoint = trained
     codes = load_codes(checkpoint.parent / "codes_train.npz")
@@ -181,8 +181,8 @@ def test_a_stateful_model_refuses_starts_without_game_variables(tmp_path: Path) 
 
 
 def test_teacher_forced_state_scores_every_step_once_and_finds_the_death(trained) -> None:
+    from worldmodel.data.codes import load_codes
     from worldmodel.evaluation.state import teacher_forced_state
-    from worldmodel.training.codes import load_codes
 
     _, checkpoint = trained
     model = WorldModel.load(checkpoint, "health_gathering")

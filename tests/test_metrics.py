@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from worldmodel.metrics import detail, psnr, ssim
+from worldmodel.evaluation.metrics import detail, psnr, ssim
 
 
 def random_frames(shape: tuple[int, ...], seed: int = 0, high: int = 256) -> np.ndarray:

@@ -15,7 +15,7 @@ from agents.play.loop import Controller, PlayOptions, run
 from agents.play.session import PlaySession
 from agents.scenarios import SCENARIOS, get_scenario
 from tests.conftest import ROOT, tiny_world_model
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 
 KEYS_OF = {
     "MOVE_FORWARD": "w",

@@ -11,7 +11,7 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.dream_training import AgentRun, DreamConfig, dream_venv_factory, train_agent
+from agents.dream.training import AgentRun, DreamConfig, dream_venv_factory, train_agent
 from agents.policies import new_episode
 from agents.ppo import PPOConfig, load_agent
 from agents.prev_action import FRAME, PREV, VecPrevAction, one_hot

@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, PriorConfig, prior_config_for
-from worldmodel.gpt import Prior
-from worldmodel.kv_cache import KVCache
-from worldmodel.sampling import Dreamer, SamplingConfig, sample_logits
-from worldmodel.training.codes import step_arrays
-from worldmodel.vqvae import VQVAE
+from worldmodel.data.codes import step_arrays
+from worldmodel.prior.kv_cache import KVCache
+from worldmodel.prior.raster import Prior
+from worldmodel.sampling.draw import sample_logits
+from worldmodel.sampling.raster import Dreamer
+from worldmodel.sampling.settings import SamplingConfig
+from worldmodel.tokenizer.vqvae import VQVAE
 
 VQ = VQVAE_PRESETS["tiny"]
 

@@ -11,12 +11,12 @@ import torch
 
 from tests.test_frame_prior import GAME, dreamer_sampler_spy, episode, tiny
 from worldmodel.checkpoint import load_checkpoint
-from worldmodel.cli import UserError
-from worldmodel.frame_prior import FramePrior
-from worldmodel.frame_sampling import REVEAL_PASSES, FrameDreamer
+from worldmodel.cli.args import UserError
+from worldmodel.data.frame_windows import ALL_REVEALED, NONE_REVEALED, reveal
 from worldmodel.frames import to_model
-from worldmodel.sampling import SamplingConfig
-from worldmodel.training.frame_windows import ALL_REVEALED, NONE_REVEALED, reveal
+from worldmodel.prior.frame import FramePrior
+from worldmodel.sampling.frame import REVEAL_PASSES, FrameDreamer
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.training.prior_init import load_init_weights, provide_tokenizer
 
 

@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import save_frame_world_model, script_module, tiny_frame_world_model
 from worldmodel.checkpoint import load_checkpoint, save_checkpoint
-from worldmodel.tokenizer_swap import is_frozen
+from worldmodel.tokenizer.swap import is_frozen
 
 
 @pytest.fixture

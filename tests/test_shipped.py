@@ -12,7 +12,7 @@ from agents.play.loop import Controller, PlayOptions, run
 from agents.play.session import PlaySession
 from agents.ppo import find_agent, load_agent
 from worldmodel.config import VQVAEConfig, from_dict, to_dict
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import ASSETS, WorldModel, shipped_checkpoint
 
 ENV = "health_gathering"

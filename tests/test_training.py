@@ -15,10 +15,10 @@ from worldmodel.config import (
     from_dict,
     prior_config_for,
 )
+from worldmodel.tokenizer.vqvae import VQVAE
 from worldmodel.training.loop import Runtime, TrainConfig, train
 from worldmodel.training.prior_stage import PriorStage, check_prior_resume
 from worldmodel.training.vqvae_stage import VQVAEStage
-from worldmodel.vqvae import VQVAE
 from worldmodel.world_model import WorldModel, export_world_model
 
 CPU = Runtime(torch.device("cpu"))

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from worldmodel.config import VQVAE_PRESETS, VQVAEConfig
-from worldmodel.quantizer import EMAQuantizer, ema_update
-from worldmodel.vqvae import VQVAE
+from worldmodel.tokenizer.quantizer import EMAQuantizer, ema_update
+from worldmodel.tokenizer.stream import DecodeStream
+from worldmodel.tokenizer.vqvae import VQVAE
 
 TINY = VQVAE_PRESETS["tiny"]
 
@@ -183,12 +184,12 @@ def test_stream_decode_equals_full_decode(name: str) -> None:
         0, TINY.n_codes, (3, 12, 8, 8), generator=torch.Generator().manual_seed(1)
     )
     full = model.decode(codes)
-    stream = model.stream(3)
+    stream = DecodeStream(model, 3)
     for j in range(codes.shape[1]):  # from an empty state, as at an episode's start
         torch.testing.assert_close(
             stream.step(codes[:, j]), full[:, :, j * td : (j + 1) * td], atol=1e-5, rtol=1e-5
         )
-    primed = model.stream(3)
+    primed = DecodeStream(model, 3)
     primed.prime(codes[:, :9])
     torch.testing.assert_close(
         primed.step(codes[:, 9]), full[:, :, 9 * td : 10 * td], atol=1e-5, rtol=1e-5
@@ -200,7 +201,7 @@ def test_stream_rows_restart_from_their_own_history() -> None:
     g = torch.Generator().manual_seed(2)
     codes = torch.randint(0, TINY.n_codes, (3, 10, 8, 8), generator=g)
     other = torch.randint(0, TINY.n_codes, (1, 4, 8, 8), generator=g)  # a short new history
-    stream = model.stream(3)
+    stream = DecodeStream(model, 3)
     stream.prime(codes[:, :6])
     stream.step(codes[:, 6])
     stream.prime(other[:, :3], rows=[1])

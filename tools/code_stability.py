@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import fail
+from worldmodel.cli.args import fail
 from worldmodel.data import DatasetError, EpisodeStore
+from worldmodel.evaluation.metrics import capped_psnr
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.metrics import capped_psnr
 from worldmodel.world_model import WorldModel
 
 

@@ -30,7 +30,7 @@ import imageio.v3 as iio
 import torch
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint
-from worldmodel.cli import fail
+from worldmodel.cli.args import fail
 from worldmodel.config import VQVAEConfig, from_dict
 from worldmodel.data import DatasetError, EpisodeStore
 from worldmodel.evaluation.decoders import (
@@ -42,8 +42,8 @@ from worldmodel.evaluation.decoders import (
     stills,
 )
 from worldmodel.evaluation.openloop import open_loop
-from worldmodel.tokenizer_swap import TOKENIZER_KINDS, frozen_fingerprint, read_tokenizer
-from worldmodel.vqvae import VQVAE
+from worldmodel.tokenizer.swap import TOKENIZER_KINDS, frozen_fingerprint, read_tokenizer
+from worldmodel.tokenizer.vqvae import VQVAE
 from worldmodel.world_model import WorldModel
 
 

@@ -7,7 +7,7 @@ For each odds (``--state-change-odds`` of ``train.py --stage agent``), prints th
 dreams under random actions that die within 16/32/64 steps of a recorded start, beside the
 share of the recorded episodes that did; the share of dreams started k steps before a recorded
 death (held-out split, recorded actions) that die by then; and how many steps the dream lasts
-under blind policies (see agents/dream_difficulty.py). Pick the odds whose deaths match the
+under blind policies (see agents/dream/difficulty.py). Pick the odds whose deaths match the
 recording, come where the recording's came, and whose blind policies rank as in the real game
 (tools/scripted_take_cover.py for take_cover).
 """
@@ -20,11 +20,11 @@ import sys
 import numpy as np
 import torch
 
-from agents import dream_difficulty as dd
+from agents.dream import difficulty as dd
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import UserError
+from worldmodel.cli.args import UserError
 from worldmodel.data import DatasetError, load_manifest
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 HORIZONS = (16, 32, 64)

@@ -6,7 +6,7 @@
 
 Plays a random policy, each ``--agents`` file and each ``--sweeps`` (move_left and move_right
 alternated every N steps, never looking) from the same real starts in the dream and in the real
-game (agents.dream_ranking), and prints tics survived on both sides, each side's order, and
+game (agents.dream.ranking), and prints tics survived on both sides, each side's order, and
 Kendall's tau between them. An agent trained in this dream learns its favourite: if that is not
 near the top in the real game, train the world model, not the agent.
 """
@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 
 from agents.doom_env import FRAME_SKIP
-from agents.dream_ranking import rank_policies
-from agents.dream_training import DreamConfig, check_dreamable
+from agents.dream.ranking import rank_policies
+from agents.dream.training import DreamConfig, check_dreamable
 from agents.policies import RandomPolicy
 from agents.ppo import AgentError, load_agent
 from agents.scripted import sweep
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli import UserError, fail
-from worldmodel.validate import at_least, between
+from worldmodel.cli.args import UserError, fail
+from worldmodel.cli.validate import at_least, between
 from worldmodel.world_model import WorldModel
 
 

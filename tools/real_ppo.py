@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 
 from agents.doom_env import FRAME_SKIP
-from agents.dream_training import AgentRun, EvalConfig, real_venv_factory, train_agent
+from agents.dream.training import AgentRun, EvalConfig, real_venv_factory, train_agent
 from agents.ppo import AgentError, PPOConfig, load_agent
 from agents.scenarios import UnknownEnvError, get_scenario
 from agents.scoring import score_real
-from worldmodel.cli import UserError, add_dataclass_flags, dataclass_from_args, fail
-from worldmodel.validate import above, at_least
+from worldmodel.cli.args import UserError, add_dataclass_flags, dataclass_from_args, fail
+from worldmodel.cli.validate import above, at_least
 
 # train.py --stage agent's defaults where they differ from PPOConfig's; the last action shown
 SCREEN = PPOConfig(steps=200_000, n_envs=16, prev_action=True)

@@ -20,10 +20,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from worldmodel import validate
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from worldmodel.cli import UserError, fail
-from worldmodel.sampling import USER_SETTINGS, SamplingConfig
+from worldmodel.cli import validate
+from worldmodel.cli.args import UserError, fail
+from worldmodel.sampling.settings import USER_SETTINGS, SamplingConfig
 from worldmodel.world_model import WorldModel
 
 

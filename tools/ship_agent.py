@@ -18,7 +18,7 @@ import numpy as np
 
 from agents.ppo import SHIPPED_AGENTS, AgentError, load_agent, save_agent
 from agents.scenarios import UnknownEnvError, get_scenario
-from worldmodel.cli import fail
+from worldmodel.cli.args import fail
 
 
 def ship(run: Path, env: str, out: Path) -> dict:

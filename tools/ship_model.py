@@ -21,8 +21,8 @@ import shutil
 from pathlib import Path
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from worldmodel.cli import fail
-from worldmodel.tokenizer_swap import TOKENIZER_KINDS, swap_decoder
+from worldmodel.cli.args import fail
+from worldmodel.tokenizer.swap import TOKENIZER_KINDS, swap_decoder
 from worldmodel.world_model import ASSETS, WorldModel, export_world_model
 
 AGENT_ASSETS = Path(__file__).resolve().parents[1] / "agents" / "assets"

@@ -15,8 +15,8 @@ import argparse
 from pathlib import Path
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from worldmodel.cli import fail
-from worldmodel.tokenizer_swap import TOKENIZER_KINDS, swap_decoder
+from worldmodel.cli.args import fail
+from worldmodel.tokenizer.swap import TOKENIZER_KINDS, swap_decoder
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from worldmodel.dream_env import DreamEnv, VecDreamEnv, register_dream_envs
+from worldmodel.dream.env import DreamEnv, VecDreamEnv, register_dream_envs
 
 if TYPE_CHECKING:
     from worldmodel.world_model import WorldModel

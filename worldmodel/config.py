@@ -191,7 +191,7 @@ def prior_config_for(base: PriorConfig, vqvae: VQVAEConfig, n_actions: int) -> P
 
 @dataclass(frozen=True)
 class FramePriorConfig:
-    """The frame-parallel prior (beyond the paper; see worldmodel/frame_prior.py).
+    """The frame-parallel prior (beyond the paper; see worldmodel/prior/frame.py).
 
     A *block* is one latent step: its H*W code tokens plus one token per game variable. Block t
     reads the previous step's tokens at the same places and predicts step t's, all at once, with

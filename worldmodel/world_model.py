@@ -14,13 +14,13 @@ import torch
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodel.config import FramePriorConfig, PriorConfig, VQVAEConfig, from_dict
-from worldmodel.frame_prior import FramePrior
-from worldmodel.frame_sampling import FrameDreamer, default_passes
 from worldmodel.game_state import GameState
-from worldmodel.gpt import Prior
-from worldmodel.sampling import Dreamer, SamplingConfig, sampling_from_dict
-from worldmodel.start_bank import DreamStarts
-from worldmodel.vqvae import VQVAE
+from worldmodel.prior.frame import FramePrior
+from worldmodel.prior.raster import Prior
+from worldmodel.sampling.frame import FrameDreamer, default_passes
+from worldmodel.sampling.raster import Dreamer
+from worldmodel.sampling.settings import SamplingConfig, sampling_from_dict
+from worldmodel.tokenizer.vqvae import VQVAE
 
 HEAD_KEYS = ("reward_head.weight", "done_head.weight")
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -43,7 +43,9 @@ class WorldModel:
     action_names: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
     game: GameState = field(default_factory=GameState)
-    starts: DreamStarts | None = None  # real start windows shipped inside the checkpoint
+    # Real start windows shipped inside the checkpoint, as stored (tensors by name); dreams read
+    # them through ``worldmodel.dream.starts.DreamStarts``.
+    starts: dict[str, torch.Tensor] | None = None
     # How the model dreams unless told otherwise (play, evaluate.py, the dream env); a
     # checkpoint may carry its own (``tools/set_sampling.py``), else SamplingConfig()'s.
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -102,7 +104,7 @@ class WorldModel:
                 prior = Prior(from_dict(PriorConfig, blob["config"]))
             prior.load_state_dict(float32_state(weights))
             game = GameState.from_dict(blob.get("game"))
-            starts = DreamStarts.from_dict(blob["starts"]) if blob.get("starts") else None
+            starts = dict(blob["starts"]) if blob.get("starts") else None
             sampling = sampling_from_dict(blob.get("sampling") or {})
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path} does not hold a complete world model ({e})") from None
@@ -125,7 +127,10 @@ def float32_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def export_world_model(
-    prior_checkpoint: Path, out: Path, half: bool = False, starts: DreamStarts | None = None
+    prior_checkpoint: Path,
+    out: Path,
+    half: bool = False,
+    starts: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write a play/inference bundle (no optimizer state) from a prior training checkpoint.
 
@@ -138,7 +143,7 @@ def export_world_model(
 
     extra = {k: blob[k] for k in ("arch", "game") if k in blob}
     if starts is not None:
-        extra["starts"] = starts.to_dict()
+        extra["starts"] = starts
     save_checkpoint(
         out,
         {

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.doom_env import DoomEnv, make_env
-from worldmodel.sampling import Dreamer, SamplingConfig
+from worldmodel.sampling.raster import Dreamer
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 MODES = ("dream", "real", "side-by-side")

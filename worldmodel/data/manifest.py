@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from worldmodel.data.episode import FORMAT_VERSION, READABLE_VERSIONS
+from worldmodel.data.schema import check_fields
 from worldmodel.data.splits import fallback_note, split_entries
-from worldmodel.schema import check_fields
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")

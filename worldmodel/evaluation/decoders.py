@@ -13,17 +13,19 @@ import numpy as np
 import torch
 
 from worldmodel.data import EpisodeStore
+from worldmodel.evaluation.metrics import detail, psnr, ssim
 from worldmodel.evaluation.openloop import clip_starts
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.metrics import detail, psnr, ssim
-from worldmodel.vqvae import VQVAE
+from worldmodel.tokenizer.vqvae import VQVAE
 
 
 @dataclass
 class DecoderScores:
     psnr: float
     ssim: float
-    detail_ratio: float  # fine texture relative to the real clips' (worldmodel.metrics.detail)
+    detail_ratio: (
+        float  # fine texture relative to the real clips' (worldmodel.evaluation.metrics.detail)
+    )
     fvd: float | None  # reconstructions vs real clips (None without I3D)
 
 

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from worldmodel.data import EpisodeStore
+from worldmodel.data.codes import CodeSet
+from worldmodel.evaluation.metrics import capped_psnr, ssim
 from worldmodel.evaluation.openloop import OpenLoop, clip_starts, one_step, open_loop
 from worldmodel.evaluation.state import StateEval, teacher_forced_state
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.metrics import capped_psnr, ssim
-from worldmodel.sampling import SamplingConfig, sampling_label
-from worldmodel.training.codes import CodeSet
+from worldmodel.sampling.settings import SamplingConfig, sampling_label
 from worldmodel.world_model import WorldModel
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from worldmodel.data import EpisodeStore
+from worldmodel.evaluation.metrics import capped_psnr, ssim
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.metrics import capped_psnr, ssim
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodel.data import EpisodeStore
+from worldmodel.data.codes import encode_split
 from worldmodel.evaluation.dynamics import (
     full_context,
     fvd_suite,
@@ -33,12 +34,11 @@ from worldmodel.evaluation.dynamics import (
     state_suite,
 )
 from worldmodel.evaluation.idm import dream_transitions, idm_accuracy, sample_transitions, train_idm
+from worldmodel.evaluation.media import clip_grid, write_gif
+from worldmodel.evaluation.metrics import capped_psnr, ssim
 from worldmodel.evaluation.report import plot_horizon, plot_training, write_eval_report
 from worldmodel.evaluation.teacher import eval_windows, teacher_forced_metrics
-from worldmodel.metrics import capped_psnr, ssim
-from worldmodel.sampling import USER_SETTINGS, SamplingConfig
-from worldmodel.training.codes import encode_split
-from worldmodel.training.media import clip_grid, write_gif
+from worldmodel.sampling.settings import USER_SETTINGS, SamplingConfig
 from worldmodel.world_model import WorldModel
 
 

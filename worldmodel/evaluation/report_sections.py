@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from worldmodel.sampling import sampling_label
+from worldmodel.sampling.settings import sampling_label
 
 
 def fmt(v: Any) -> str:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worldmodel.frame_prior import FramePrior
+from worldmodel.data.codes import CodeSet
+from worldmodel.data.frame_windows import frame_batch
 from worldmodel.game_state import GameState
-from worldmodel.training.codes import CodeSet
-from worldmodel.training.frame_windows import frame_batch
+from worldmodel.prior.frame import FramePrior
 
 
 @dataclass

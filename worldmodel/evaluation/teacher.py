@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from worldmodel.gpt import Prior, symexp
-from worldmodel.training.codes import CodeSet
+from worldmodel.data.codes import CodeSet
+from worldmodel.prior.raster import Prior, symexp
 
 
 def eval_windows(codes: CodeSet, steps: int, limit: int) -> tuple[list[int], np.ndarray]:

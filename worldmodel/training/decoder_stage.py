@@ -31,14 +31,14 @@ from torch import nn
 from worldmodel.checkpoint import CheckpointError, load_checkpoint
 from worldmodel.config import DECODER_FIELDS, VQVAEConfig, from_dict, to_dict
 from worldmodel.data import EpisodeStore
-from worldmodel.discriminator import PatchDiscriminator, feature_matching, hinge_d_loss
+from worldmodel.data.codes import CodeSet, cached_codes
+from worldmodel.evaluation.media import clip_grid, write_gif
+from worldmodel.evaluation.metrics import detail, psnr, ssim
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.metrics import detail, psnr, ssim
-from worldmodel.tokenizer_swap import TOKENIZER_KINDS, frozen_fingerprint, is_frozen, read_tokenizer
+from worldmodel.tokenizer.discriminator import PatchDiscriminator, feature_matching, hinge_d_loss
+from worldmodel.tokenizer.swap import TOKENIZER_KINDS, frozen_fingerprint, is_frozen, read_tokenizer
+from worldmodel.tokenizer.vqvae import VQVAE
 from worldmodel.training.batches import evenly_spaced, step_batches
-from worldmodel.training.codes import CodeSet, cached_codes
-from worldmodel.training.media import clip_grid, write_gif
-from worldmodel.vqvae import VQVAE
 
 
 def _help(text: str) -> dict[str, str]:

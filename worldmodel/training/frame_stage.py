@@ -18,14 +18,14 @@ from torch import nn
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.config import FramePriorConfig, from_dict, to_dict
 from worldmodel.data import DatasetError, EpisodeStore, load_manifest
+from worldmodel.data.codes import cached_codes
+from worldmodel.data.frame_windows import FrameBatch, frame_batch, window_starts
+from worldmodel.evaluation.media import clip_grid, write_gif
+from worldmodel.evaluation.metrics import capped_psnr
 from worldmodel.evaluation.openloop import one_step, open_loop
-from worldmodel.frame_prior import FramePrior
 from worldmodel.game_state import GameRules, GameState
-from worldmodel.metrics import capped_psnr
-from worldmodel.sampling import SamplingConfig
-from worldmodel.training.codes import cached_codes
-from worldmodel.training.frame_windows import FrameBatch, frame_batch, window_starts
-from worldmodel.training.media import clip_grid, write_gif
+from worldmodel.prior.frame import FramePrior
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.training.prior_stage import check_prior_resume, load_tokenizer
 from worldmodel.world_model import WorldModel
 

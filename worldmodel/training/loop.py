@@ -23,8 +23,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from worldmodel.cli import UserError
-from worldmodel.progress import progress_bar
+from worldmodel.cli.args import UserError
+from worldmodel.cli.progress import progress_bar
 
 
 def _help(text: str) -> dict[str, str]:

@@ -15,8 +15,8 @@ from typing import Any
 from torch import nn
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from worldmodel.cli import UserError
-from worldmodel.tokenizer_swap import read_tokenizer, same_codes
+from worldmodel.cli.args import UserError
+from worldmodel.tokenizer.swap import read_tokenizer, same_codes
 from worldmodel.world_model import float32_state
 
 

@@ -13,13 +13,14 @@ from torch import nn
 from worldmodel.checkpoint import CheckpointError, load_checkpoint
 from worldmodel.config import PriorConfig, VQVAEConfig, from_dict, to_dict
 from worldmodel.data import EpisodeStore
+from worldmodel.data.codes import CodeSet, cached_codes
+from worldmodel.evaluation.media import clip_grid, write_gif
 from worldmodel.evaluation.teacher import eval_windows, teacher_forced_metrics
 from worldmodel.frames import to_model
-from worldmodel.gpt import Prior
-from worldmodel.sampling import Dreamer, SamplingConfig
-from worldmodel.training.codes import CodeSet, cached_codes
-from worldmodel.training.media import clip_grid, write_gif
-from worldmodel.vqvae import VQVAE
+from worldmodel.prior.raster import Prior
+from worldmodel.sampling.raster import Dreamer
+from worldmodel.sampling.settings import SamplingConfig
+from worldmodel.tokenizer.vqvae import VQVAE
 
 
 def load_tokenizer(path: Path, env: str, device: torch.device) -> tuple[VQVAE, dict[str, Any]]:

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from worldmodel.checkpoint import load_checkpoint, save_checkpoint
-from worldmodel.cli import UserError
+from worldmodel.cli.args import UserError
+from worldmodel.cli.overrides import apply_overrides
 from worldmodel.config import (
     FRAME_PRIOR_PRESETS,
     PRIOR_PRESETS,
@@ -20,7 +21,6 @@ from worldmodel.config import (
     prior_config_for,
 )
 from worldmodel.training.loop import Runtime, TrainConfig, train
-from worldmodel.training.overrides import apply_overrides
 from worldmodel.world_model import export_world_model
 
 
@@ -127,15 +127,15 @@ def train_prior(
     if runtime.main:
         bank = None
         if arch == "frame" and starts > 0:
-            from worldmodel.start_bank import bank_from_codes
-            from worldmodel.training.codes import cached_codes
+            from worldmodel.data.codes import cached_codes
+            from worldmodel.dream.starts import bank_from_codes
 
             tok_id = {"step": int(blob["step"]), "config": blob["config"]}
             val = cached_codes(
                 stage.tokenizer, tok_id, data, env, "val", out, runtime.device, progress
             )
             steps = max(stage.model.config.steps, stage.tokenizer.stream_window) + 1
-            bank = bank_from_codes(val, starts, steps, vq.time_down, seed=config.seed)
+            bank = bank_from_codes(val, starts, steps, vq.time_down, seed=config.seed).to_dict()
         export_world_model(out / "prior.pt", out / "worldmodel.pt", starts=bank)
     return metrics
 
@@ -172,7 +172,7 @@ def train_decoder(
 ) -> dict[str, Any]:
     """Fine-tune the decoder of the tokenizer in ``base`` into ``out/decoder.pt``, then write
     ``base`` with that decoder swapped in as ``out/KIND.pt`` (e.g. ``out/worldmodel.pt``)."""
-    from worldmodel.tokenizer_swap import swap_decoder
+    from worldmodel.tokenizer.swap import swap_decoder
     from worldmodel.training.decoder_stage import DecoderStage, DecoderTuneConfig, load_base
 
     blob, base_config, _ = load_base(base, env)

@@ -14,11 +14,11 @@ from torch import nn
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.config import VQVAEConfig, from_dict, to_dict
 from worldmodel.data import EpisodeStore, WindowDataset
+from worldmodel.evaluation.media import clip_grid, write_gif
+from worldmodel.evaluation.metrics import psnr, ssim
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.metrics import psnr, ssim
+from worldmodel.tokenizer.vqvae import VQVAE
 from worldmodel.training.batches import evenly_spaced, step_batches
-from worldmodel.training.media import clip_grid, write_gif
-from worldmodel.vqvae import VQVAE
 
 
 def estimate_variance(dataset: WindowDataset, n: int = 64) -> float:

@@ -1,4 +1,4 @@
-"""The sampling engine that play and the dream environment run on.
+"""Dreaming with the paper's raster prior, code by code.
 
 :class:`Dreamer` holds B dreams that step together. ``start`` encodes real context frames as a
 code prefix; each ``step(actions)`` samples one latent step of codes token by token with a KV
@@ -14,144 +14,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.gpt import Prior, symexp
-from worldmodel.kv_cache import KVCache
-from worldmodel.vqvae import VQVAE
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    temperature: float = 1.0  # < 1 sharper and steadier, > 1 wilder dreams
-    top_k: int | None = None  # keep only the k most likely codes
-    top_p: float | None = None  # keep the smallest set of codes with this much probability
-    slide: int | None = None  # steps dropped when the window is full (default: half of it)
-    state_temperature: float | None = None  # game-variable tokens (None: as the codes)
-    # Frame prior only: multiply the odds that a game variable changes in a step (a hit, a
-    # pickup, a death) by this, after the temperature. Unlike a hotter state temperature it keeps
-    # the events where the model expects them, only more likely (beyond the paper).
-    state_change_odds: float = 1.0
-    # Frame prior only: where a code and its neighbours did not change, show the last frame's
-    # pixels instead of the decoder's redraw of them (beyond the paper).
-    copy_unchanged: bool = False
-    # Frame prior trained with ``reveal`` only: draw each frame in this many passes, each
-    # committing the most confident of the codes it drew (MaskGIT's cosine schedule), so a
-    # frame's codes are drawn knowing each other (beyond the paper). 1: all at once; None: the
-    # model's default (``worldmodel.frame_sampling.REVEAL_PASSES`` for a reveal prior, else 1).
-    passes: int | None = None
-    # Where the model gives the code the same place held in the last frame at least this
-    # probability (before temperature), keep that code instead of drawing one. A
-    # still view then stays still (at T = 1 a code 90% sure to stay is redrawn one time in ten)
-    # while places the model expects to change are drawn as before (beyond the paper). None or
-    # 0: off.
-    keep_likely: float | None = None
-
-
-# The settings a user sets from the command line (play.py, evaluate.py, tools/set_sampling.py)
-# and a checkpoint's own sampling overrides one by one.
-USER_SETTINGS = (
-    "temperature",
-    "top_p",
-    "passes",
-    "state_temperature",
-    "copy_unchanged",
-    "keep_likely",
-)
-
-
-# Why a prior trained without ``reveal`` refuses passes > 1 (both dreamers say it).
-ONE_PASS_ONLY = (
-    "this prior draws a frame in one pass (it was trained without reveal): use 1 pass "
-    "(--passes 1, SamplingConfig.passes=1)"
-)
-
-
-def sampling_from_dict(values: dict) -> SamplingConfig:
-    """A :class:`SamplingConfig` from a plain dict (a checkpoint's default sampling); an unknown
-    or ill-typed entry raises ``ValueError``."""
-    names = {f.name for f in dataclasses.fields(SamplingConfig)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"unknown sampling settings {unknown}")
-    try:
-        return SamplingConfig(**values)
-    except TypeError as e:
-        raise ValueError(f"bad sampling settings ({e})") from None
-
-
-def sampling_label(
-    temperature: float,
-    top_p: float | None = None,
-    passes: int | None = None,
-    keep_likely: float | None = None,
-) -> str:
-    """How reports name a sampling setting: ``T1``, ``T1 p0.9`` with nucleus sampling, ``T1 x4``
-    with frames drawn in 4 passes, ``T1 k0.5`` keeping codes at least 0.5 likely to stay."""
-    label = f"T{temperature:g}" + (f" p{top_p:g}" if top_p is not None and top_p < 1 else "")
-    label += f" x{passes}" if passes is not None and passes > 1 else ""
-    return label + (f" k{keep_likely:g}" if keep_likely else "")
-
-
-def sample_logits(
-    logits: torch.Tensor,
-    config: SamplingConfig,
-    generator: torch.Generator | None = None,
-    previous: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Sample one id per row of ``logits`` (B, K) with temperature, top-k and top-p. With
-    ``previous`` (B,) ids and ``config.keep_likely``, a row keeps its previous id wherever the
-    model gives it at least that probability."""
-    drawn = _draw(logits, config, generator)
-    if previous is None or not config.keep_likely:
-        return drawn
-    p_previous = logits.float().softmax(-1).gather(-1, previous[:, None])[:, 0]
-    return torch.where(p_previous >= config.keep_likely, previous, drawn)
-
-
-def _nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """``logits`` (B, K) with every code outside the nucleus at -inf: the most likely codes up
-    to and including the first one that brings their probability over ``top_p`` (and any code
-    exactly as likely as that one)."""
-    probs = logits.softmax(-1)
-    if logits.is_cuda:
-        ranked = probs.sort(dim=-1, descending=True).values
-    else:  # numpy sorts values ~40x faster than torch.sort on a CPU (0.05 vs 2 ms, 64 x 512)
-        ranked = torch.from_numpy(np.sort(probs.numpy(), axis=-1)[:, ::-1].copy())
-    before = ranked.cumsum(-1) - ranked  # probability of the codes ranked above each one
-    last = (before <= top_p).sum(-1, keepdim=True) - 1  # the first code over p
-    cutoff = ranked.gather(-1, last).to(probs.device)
-    return logits.masked_fill(probs < cutoff, float("-inf"))
-
-
-def _draw(
-    logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None
-) -> torch.Tensor:
-    if config.temperature <= 0:
-        return logits.argmax(-1)
-    logits = logits.float() / config.temperature
-    if config.top_k is not None and config.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, config.top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if config.top_p is not None and config.top_p < 1.0:
-        logits = _nucleus(logits, config.top_p)
-    # Inverse-CDF sampling: a third of the cost of torch.multinomial per call on a CPU.
-    cdf = logits.softmax(-1).cumsum(-1)
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u).clamp_(max=cdf.shape[-1] - 1)[:, 0]
-
-
-@dataclass
-class DreamStep:
-    frames: np.ndarray  # (B, s, H, W, 3) uint8: the s new frames of each dream
-    codes: torch.Tensor  # (B, H', W') int64: their latent codes
-    reward: np.ndarray  # (B,) float: predicted reward of the step into these frames
-    done_prob: np.ndarray  # (B,) float: predicted probability that the episode ended here
-    variables: np.ndarray | None = None  # (B, V) float32 dreamed game variables, if carried
+from worldmodel.prior.kv_cache import KVCache
+from worldmodel.prior.raster import Prior, symexp
+from worldmodel.sampling.draw import DreamStep, sample_logits
+from worldmodel.sampling.settings import ONE_PASS_ONLY, SamplingConfig
+from worldmodel.tokenizer.vqvae import VQVAE
 
 
 class Dreamer:

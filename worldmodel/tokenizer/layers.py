@@ -1,5 +1,5 @@
 """The tokenizer's layers: causal-capable 3D convolutions, the attention residual block and the
-decoder's refine block (used by ``worldmodel.vqvae`` and ``worldmodel.decode_stream``)."""
+decoder's refine block (used by ``vqvae`` and ``stream`` beside it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.attention import AxialAttention
+from worldmodel.tokenizer.attention import AxialAttention
 
 
 def _time_padding(kernel: int, stride: int, causal: bool) -> tuple[int, int]:

@@ -6,7 +6,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from worldmodel.cli import UserError
+from worldmodel.cli.args import UserError
 
 
 def _parse(value: str, tp: Any) -> Any:

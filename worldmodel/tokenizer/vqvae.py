@@ -17,26 +17,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.attention import AxialPositions, RelativeTimeBias
 from worldmodel.config import VQVAEConfig
-from worldmodel.quantizer import EMAQuantizer, nearest_codes
-from worldmodel.vqvae_layers import (
+from worldmodel.tokenizer.attention import AxialPositions, RelativeTimeBias
+from worldmodel.tokenizer.layers import (
     AttentionResidualBlock,
     ChannelNorm,
     Conv3d,
     ConvTranspose3d,
     RefineBlock,
 )
-
-if TYPE_CHECKING:
-    from worldmodel.decode_stream import DecodeStream
-
+from worldmodel.tokenizer.quantizer import EMAQuantizer, nearest_codes
 
 # Parameters the decoder fine-tuning stage trains; everything else (encoder, pre_quant, codebook,
 # and the position tables the encoder shares) stays frozen, so the codes do not change.
@@ -263,13 +258,6 @@ class VQVAE(nn.Module):
         if not self.config.causal:
             raise ValueError("decode_last needs a causal tokenizer (config.causal=True)")
         return self.decode_latents(self.embed_codes(codes[:, -self.stream_window :]), keep=1)
-
-    def stream(self, batch: int) -> DecodeStream:
-        """A streaming decoder for ``batch`` rows: prime it with code histories, then
-        ``step(codes)`` gives each new latent step's frames (see ``worldmodel.decode_stream``)."""
-        from worldmodel.decode_stream import DecodeStream
-
-        return DecodeStream(self, batch)
 
     @property
     def upsample_steps(self) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.vqvae import DECODER_PREFIXES
+from worldmodel.tokenizer.vqvae import DECODER_PREFIXES
 
 TOKENIZER_KINDS = ("vqvae", "prior", "worldmodel", "decoder")
 

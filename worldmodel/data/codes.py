@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from worldmodel.data import EpisodeStore, load_manifest
 from worldmodel.frames import to_model
-from worldmodel.vqvae import VQVAE
+from worldmodel.tokenizer.vqvae import VQVAE
 
 
 @dataclass

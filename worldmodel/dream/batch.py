@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from worldmodel.dream_starts import BankStarts, DatasetStarts, RealEnvStarts, Start
+from worldmodel.dream.starts import BankStarts, DatasetStarts, RealEnvStarts, Start
 
 if TYPE_CHECKING:
-    from worldmodel.sampling import SamplingConfig
+    from worldmodel.sampling.settings import SamplingConfig
     from worldmodel.world_model import WorldModel
 
 DEFAULT_MAX_STEPS = 525  # used when neither the model's rules nor the caller set a limit

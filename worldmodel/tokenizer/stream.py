@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.vqvae import VQVAE
-from worldmodel.vqvae_layers import AttentionResidualBlock
+from worldmodel.tokenizer.layers import AttentionResidualBlock
+from worldmodel.tokenizer.vqvae import VQVAE
 
 
 @dataclass

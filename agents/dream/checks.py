@@ -1,5 +1,5 @@
 """The dream against the real game, from the same real starts under the same keys
-(measures in :mod:`agents.dream_checks`):
+(measures in :mod:`agents.dream.measures`):
 
 - action following (both priors): hold each of turn_left, turn_right, move_left, move_right,
   forward and noop (those the scenario has) for a few steps; does the picture turn or slide
@@ -22,7 +22,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from agents.behaviours import HumanLikePolicy
-from agents.dream_checks import (
+from agents.dream.measures import (
     RealStart,
     collapsed,
     colour_stats,
@@ -36,7 +36,7 @@ from agents.dream_checks import (
     real_starts,
     standing_still_stats,
 )
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 # the ones a scenario has are held (take_cover: strafing and noop only)

@@ -1,6 +1,6 @@
 """Dreaming with the frame-parallel prior: one forward pass per frame, a rolling window.
 
-:class:`FrameDreamer` has the interface of :class:`worldmodel.sampling.Dreamer` (``start``,
+:class:`FrameDreamer` has the interface of :class:`worldmodel.sampling.raster.Dreamer` (``start``,
 ``step``, ``context_frames``, ``timing``) and adds the game state: ``start`` takes the real
 frames' game variables, and every step returns the dreamed variables, the reward the
 scenario's rules give for them and whether the player died.
@@ -16,12 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from worldmodel.frame_prior import Block, FramePrior, _heads, time_mask
 from worldmodel.frames import to_model, to_uint8
 from worldmodel.game_state import GameState
-from worldmodel.ring_cache import RingKVCache
-from worldmodel.sampling import ONE_PASS_ONLY, DreamStep, SamplingConfig, sample_logits
-from worldmodel.vqvae import VQVAE
+from worldmodel.prior.frame import Block, FramePrior, _heads, time_mask
+from worldmodel.prior.ring_cache import RingKVCache
+from worldmodel.sampling.draw import DreamStep, sample_logits
+from worldmodel.sampling.settings import ONE_PASS_ONLY, SamplingConfig
+from worldmodel.tokenizer.stream import DecodeStream
+from worldmodel.tokenizer.vqvae import VQVAE
 
 # Passes per frame of a prior trained with ``reveal`` unless the sampling says otherwise.
 REVEAL_PASSES = 4
@@ -76,7 +78,7 @@ class FrameDreamer:
         # KV cache) rather than re-running the decoder over the stream window: the same frames
         # (tests hold them equal), ~3x less decode time at batch 1. False: decode_last.
         self.streaming = True
-        self.stream = tokenizer.stream(batch)
+        self.stream = DecodeStream(tokenizer, batch)
 
     @property
     def context_frames(self) -> int:

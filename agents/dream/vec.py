@@ -1,4 +1,4 @@
-"""Stable-baselines3's ``VecEnv`` interface over :class:`worldmodel.dream_env.VecDreamEnv`.
+"""Stable-baselines3's ``VecEnv`` interface over :class:`worldmodel.dream.env.VecDreamEnv`.
 
 SB3 algorithms step a ``VecEnv``: a batch of observations in, lists of per-env infos out, and
 ``terminal_observation`` / ``TimeLimit.truncated`` in the info of an env that just ended (it has
@@ -16,7 +16,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from worldmodel.dream_env import VecDreamEnv
+from worldmodel.dream.env import VecDreamEnv
 
 
 def row_info(infos: dict[str, Any], i: int) -> dict[str, Any]:

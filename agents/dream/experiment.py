@@ -22,8 +22,8 @@ import numpy as np
 
 from agents.action_repeat import Held
 from agents.doom_env import FRAME_SKIP
-from agents.dream_exploit import exploit_check
-from agents.dream_training import (
+from agents.dream.exploit import exploit_check
+from agents.dream.training import (
     AgentRun,
     DreamConfig,
     EvalConfig,
@@ -36,7 +36,7 @@ from agents.policies import Policy, RandomPolicy
 from agents.ppo import PPOConfig, load_agent
 from agents.scenarios import get_scenario
 from agents.scoring import EVAL_SEED, score_real
-from worldmodel.dream_env import load_world_model
+from worldmodel.dream.env import load_world_model
 
 SHIPPED_STARTS = "the real windows shipped in the world model"
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from worldmodel.data.codes import CodeSet
 from worldmodel.game_state import GameState
-from worldmodel.training.codes import CodeSet
 
 
 def window_starts(codes: CodeSet, blocks: int) -> np.ndarray:

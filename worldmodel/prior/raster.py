@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldmodel.config import PriorConfig
-from worldmodel.kv_cache import KVCache
+from worldmodel.prior.kv_cache import KVCache
 
 
 @dataclass

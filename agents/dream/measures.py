@@ -12,7 +12,7 @@ carries on from the replayed start. Measured here:
 - long play: colour statistics and collapse of single frames, and contact sheets.
 
 The summaries (:func:`following_stats`, :func:`standing_still_stats`, ...) are plain
-functions of these measures; :mod:`agents.checks` runs the whole set.
+functions of these measures; :mod:`agents.dream.checks` runs the whole set.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from agents.behaviours import HumanLikePolicy
 from agents.doom_env import DoomEnv, make_env
-from worldmodel.sampling import SamplingConfig
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 

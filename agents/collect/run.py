@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from agents.behaviours import STYLES, HumanLikePolicy, MixturePolicy
-from agents.collect_worker import WorkerGroup
+from agents.collect.worker import WorkerGroup
 from agents.doom_env import FRAME_SKIP, RESOLUTION, make_env
 from agents.policies import Policy, RandomPolicy, StickyExploration
 from agents.ppo import PPOConfig, default_agent_path, load_agent, train_ppo
 from agents.scenarios import get_scenario
 from agents.scoring import score_real
+from worldmodel.cli.progress import progress_bar
 from worldmodel.data import (
     MANIFEST,
     CorruptEpisodeError,
@@ -32,7 +33,6 @@ from worldmodel.data import (
     write_manifest,
 )
 from worldmodel.data.episode import EPISODE_GLOB, episode_index, read_episode_attrs
-from worldmodel.progress import progress_bar
 
 
 @dataclass

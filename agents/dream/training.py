@@ -35,14 +35,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
 from agents.action_repeat import hold
 from agents.doom_env import make_env
-from agents.dream_vec import SB3DreamVecEnv
+from agents.dream.vec import SB3DreamVecEnv
 from agents.policies import AgentPolicy
 from agents.ppo import PPOConfig, ProgressLines, build_ppo, make_policy, save_agent
 from agents.scoring import episode_cap, score_real
-from worldmodel.cli import UserError
-from worldmodel.dream_env import VecDreamEnv
-from worldmodel.progress import to_terminal
-from worldmodel.sampling import SamplingConfig
+from worldmodel.cli.args import UserError
+from worldmodel.cli.progress import to_terminal
+from worldmodel.dream.env import VecDreamEnv
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 STATE_FORMAT_VERSION = 1

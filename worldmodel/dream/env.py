@@ -1,7 +1,7 @@
 """The dream as a gymnasium environment, so that agents can play and train inside the model.
 
 :class:`DreamEnv` is one dream; :class:`VecDreamEnv` is N dreams stepped by one batched
-:class:`~worldmodel.sampling.Dreamer` (one forward pass per token for all N). Both run the same
+dreamer (one forward pass for all N). Both run the same
 :class:`DreamBatch`, so that for the same seed and actions ``DreamEnv`` and
 ``VecDreamEnv(num_envs=1)`` give exactly the same frames, rewards and terminations. Row 0 of a
 larger batch does not match them: the rows share one torch generator (each token draws N
@@ -22,11 +22,11 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from worldmodel.dream_batch import BatchStep, DreamBatch
-from worldmodel.dream_starts import make_starts
+from worldmodel.dream.batch import BatchStep, DreamBatch
+from worldmodel.dream.starts import make_starts
 
 if TYPE_CHECKING:
-    from worldmodel.sampling import SamplingConfig
+    from worldmodel.sampling.settings import SamplingConfig
     from worldmodel.world_model import WorldModel
 
 # The scenarios of agents/scenarios.py (worldmodel never imports agents; a test keeps them equal).
@@ -51,8 +51,8 @@ def register_dream_envs() -> None:
         if env_id not in gym.registry:
             gym.register(
                 env_id,
-                entry_point="worldmodel.dream_env:DreamEnv",
-                vector_entry_point="worldmodel.dream_env:VecDreamEnv",
+                entry_point="worldmodel.dream.env:DreamEnv",
+                vector_entry_point="worldmodel.dream.env:VecDreamEnv",
                 kwargs={"env": name},
             )
 

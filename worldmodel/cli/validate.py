@@ -1,6 +1,6 @@
 """Checks of command-line values, run by every entry point before any work starts.
 
-Each check raises :class:`~worldmodel.cli.UserError` with one line that names the flag, its
+Each check raises :class:`~worldmodel.cli.args.UserError` with one line that names the flag, its
 value and what would be accepted; the entry point prints it as ``error: ...`` and exits 2.
 Nothing here creates, opens or changes a file: a refused command leaves the disk as it was.
 The ``*_args`` functions at the end hold each command's rules, so they are read in one place.
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from worldmodel.cli import UserError
+from worldmodel.cli.args import UserError
 
 DEVICES = ("auto", "cpu", "cuda")
 FRAME_BYTES = 64 * 64 * 3  # one uint8 frame
@@ -160,8 +160,8 @@ def train_config(config: Any) -> None:
 def clip_bytes(stage: str, preset: str, overrides: list[str]) -> int:
     """A lower bound of the memory one training clip of ``stage`` takes: its frames as float32
     (tokenizer), or its logits over the codebook (prior)."""
+    from worldmodel.cli.overrides import apply_overrides
     from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, prior_config_for
-    from worldmodel.training.overrides import apply_overrides
 
     vqvae = apply_overrides(VQVAE_PRESETS[preset], "vqvae", overrides)
     if stage == "vqvae":

@@ -1,19 +1,18 @@
 """The frame-parallel prior: the next frame's codes and game state in one pass (beyond the paper).
 
-The paper's prior (``worldmodel.gpt``) writes a frame's 64 codes one at a time. In a game most
-of a frame is the previous frame moved by the player's action, so here each latent step is one
+The paper's prior (``worldmodel.prior.raster``) writes a frame's 64 codes one at a time. In a game
+most of a frame is the previous frame moved by the player's action, so here each latent step is one
 *block* of tokens, and block t's input at every place is what was there one step before: the
-previous step's code at the same (row, column) and the previous value of each game variable.
-Block t predicts all of step t's tokens at once, reading the action into step t (conditional
-LayerNorm, as in the paper, plus an input embedding). Each layer attends along time at each
-place (causal, over the last ``steps`` blocks), then across the places of each block
-(bidirectional; since the inputs are the previous frame, this is where motion is read), then
-applies its MLP: space-time factorised attention, as in Genie, at a tenth of the cost of full
-attention over the window.
+previous step's code at the same (row, column) and the previous value of each game variable. Block
+t predicts all of step t's tokens at once, reading the action into step t (conditional LayerNorm,
+as in the paper, plus an input embedding). Each layer attends along time at each place (causal,
+over the last ``steps`` blocks), then across the places of each block (bidirectional; since the
+inputs are the previous frame, this is where motion is read), then applies its MLP: space-time
+factorised attention, as in Genie, at a tenth of the cost of full attention over the window.
 
 Time enters only as a learned per-head bias on the distance between blocks, never as an
 absolute position, so the window rolls: the dream keeps the last ``steps`` blocks' time keys
-and values in a ring (``worldmodel.ring_cache``) and never re-encodes its context.
+and values in a ring (``worldmodel.prior.ring_cache``) and never re-encodes its context.
 
 Alignment (per latent step t of a window, s = actions per step):
     inputs  codes[t - 1], state[t - 1]   (BOS / "none" before an episode's first step)
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldmodel.config import FramePriorConfig
-from worldmodel.gpt import CondLayerNorm, NormParams
+from worldmodel.prior.raster import CondLayerNorm, NormParams
 
 
 @dataclass

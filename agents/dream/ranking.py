@@ -5,7 +5,7 @@ game only if the dream orders policies as the game does: a take_cover dream in w
 sweep outlives an agent that dodges by sight (as the real game does not) will teach the sweep,
 however long PPO runs. So before an agent trains, play policies of known real worth (scripted
 sweeps, agents trained in the real game, earlier dream agents) in the dream and in the game from
-the same starts (``agents.dream_exploit``'s: fixed seeds, then noops until the dream has its
+the same starts (``agents.dream.exploit``'s: fixed seeds, then noops until the dream has its
 context) and compare the orders: Kendall's tau of the mean steps survived, and where the dream's
 favourite stands in the game. ``tools/dream_ranking.py`` prints the table.
 """
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.dream_checks import context_frames
-from agents.dream_exploit import dream_play, noop_starts, scored_cap
-from agents.dream_training import DreamConfig
+from agents.dream.exploit import dream_play, noop_starts, scored_cap
+from agents.dream.measures import context_frames
+from agents.dream.training import DreamConfig
 from agents.policies import Policy
 from agents.scoring import EVAL_SEED, play_real
 from worldmodel.world_model import WorldModel

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from worldmodel.data import EpisodeStore
-from worldmodel.dream_env import VecDreamEnv
-from worldmodel.sampling import SamplingConfig
+from worldmodel.dream.env import VecDreamEnv
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 # A blind policy: (steps each dream has run (B,), rng) -> actions (B,)
