@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="SEC.FIELD=V",
-        help="override a config field: --set vqvae.attention=false, --set decoder.adv_weight=1",
+        help="override a config field: --set vqvae.attention=false, --set decoder.adv_weight=1, "
+        "--set gan.enabled=true (an adversarial tokenizer)",
     )
     p.add_argument(
         "--prior-arch",

@@ -16,6 +16,7 @@ from worldmodel.config import (
     prior_config_for,
 )
 from worldmodel.tokenizer.vqvae import VQVAE
+from worldmodel.training.adversarial import AdversarialConfig
 from worldmodel.training.loop import Runtime, TrainConfig, train
 from worldmodel.training.prior_stage import PriorStage, check_prior_resume
 from worldmodel.training.vqvae_stage import VQVAEStage
@@ -186,3 +187,30 @@ def test_resume_refuses_another_prior_config_or_tokenizer_and_names_the_differen
         check_prior_resume(wider, 500, ours, 500)
     with pytest.raises(CheckpointError, match="tokenizer in --out changed"):
         check_prior_resume(ours, 400, ours, 500)
+
+
+def test_adversarial_tokenizer_resumes_with_its_discriminator(hg_dataset: Path, tmp_path: Path):
+    """``--set gan.enabled=true``: the discriminator trains beside the tokenizer, rides in the
+    checkpoint (the model stays a plain tokenizer) and a killed run resumes the same run."""
+    gan = AdversarialConfig(enabled=True, gan_start=2, gan_ramp=2, disc_channels=8)
+
+    def stage(out: Path, resume: bool = False) -> VQVAEStage:
+        config = dataclasses.replace(VQVAE_PRESETS["tiny"], restart_threshold=0.0)
+        torch.manual_seed(0)
+        return VQVAEStage(
+            "health_gathering", hg_dataset, config, "tiny", out, CPU.device, resume, 4,
+            adversarial=gan,
+        )  # fmt: skip
+
+    straight = tmp_path / "straight"
+    train(stage(straight), CONFIG, straight / "vqvae.pt", CPU, progress=False)
+    blob = load_checkpoint(straight / "vqvae.pt", "vqvae")
+    assert blob["gan"]["enabled"] and set(blob["disc"]) == {"model", "opt"}
+    VQVAE(VQVAE_PRESETS["tiny"]).load_state_dict(blob["model"])  # a plain tokenizer
+    killed = tmp_path / "killed"
+    with pytest.raises(Crash):
+        train(crash_after(stage(killed), 3), CONFIG, killed / "vqvae.pt", CPU, progress=False)
+    train(stage(killed, resume=True), CONFIG, killed / "vqvae.pt", CPU, resume=True)
+    assert_same_run(weights(straight / "vqvae.pt"), weights(killed / "vqvae.pt"))
+    other = load_checkpoint(killed / "vqvae.pt", "vqvae")["disc"]["model"]
+    assert_same_run(blob["disc"]["model"], other)

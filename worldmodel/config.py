@@ -48,6 +48,16 @@ class VQVAEConfig:
     decoder_refine_width: int = field(
         default=16, metadata=_help("channels inside each decoder refine block")
     )
+    context_width: int = field(
+        default=0,
+        metadata=_help(
+            "> 0: a context decoder that paints each frame from its codes and the frame shown "
+            "before it, with this many channels at half resolution (beyond the paper; 0: off)"
+        ),
+    )
+    context_max_flow: float = field(
+        default=16.0, metadata=_help("largest motion (pixels) the context decoder warps by")
+    )
 
     def __post_init__(self) -> None:
         for name in ("time_down", "space_down"):
@@ -60,6 +70,10 @@ class VQVAEConfig:
             raise ValueError("clip_len and resolution must divide by the downsampling factors")
         if self.hidden % (2 * self.n_heads):
             raise ValueError(f"hidden {self.hidden} must divide by 2 * n_heads")
+        if self.context_width < 0:
+            raise ValueError(f"context_width must be >= 0, got {self.context_width}")
+        if self.context_width and (self.time_down != 1 or self.space_down < 4):
+            raise ValueError("the context decoder needs time_down 1 and space_down >= 4")
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -74,7 +88,12 @@ class VQVAEConfig:
 
 
 # Fields that change only the decoder: the decoder stage may set them on a trained tokenizer.
-DECODER_FIELDS: tuple[str, ...] = ("decoder_refine", "decoder_refine_width")
+DECODER_FIELDS: tuple[str, ...] = (
+    "decoder_refine",
+    "decoder_refine_width",
+    "context_width",
+    "context_max_flow",
+)
 
 VQVAE_PRESETS: dict[str, VQVAEConfig] = {
     "tiny": VQVAEConfig(

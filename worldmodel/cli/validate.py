@@ -178,7 +178,9 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
     # every override now (both sections are applied here), not when the prior starts after an
     # hour of tokenizer training
     for item in args.overrides:
-        sections = ("vqvae", "decoder") if args.stage == "decoder" else ("vqvae", "prior", "frame")
+        sections = (
+            ("vqvae", "decoder") if args.stage == "decoder" else ("vqvae", "gan", "prior", "frame")
+        )
         if "=" in item and item.partition(".")[0] not in sections:
             raise UserError(f"--set {item}: the section must be {', '.join(sections)}")
     for stage in ("vqvae", "prior"):

@@ -124,8 +124,7 @@ class FrameDreamer:
         if n == 0 or n % self.s:
             raise ValueError(f"need a positive multiple of {self.s} context frames, got {n}")
         codes = self.tokenizer.encode(to_model(frames, self.device))
-        self.start_codes(codes, actions, variables, rows)
-        self._set_shown(frames[:, -1], rows)
+        self._start(codes, actions, variables, rows, frames[:, -1])
 
     def _set_shown(self, frames: np.ndarray, rows: list[int] | None) -> None:
         """Remember each dream's last shown frame (for ``copy_unchanged``)."""
@@ -144,6 +143,18 @@ class FrameDreamer:
     ) -> None:
         """:meth:`start` from the real frames' codes (b, m, H', W') instead of the frames
         (``actions`` and ``variables`` as there, for the m * actions_per_step frames)."""
+        self._start(codes, actions, variables, rows, None)
+
+    def _start(
+        self,
+        codes: torch.Tensor | np.ndarray,
+        actions: np.ndarray,
+        variables: np.ndarray | None,
+        rows: list[int] | None,
+        shown: np.ndarray | None,
+    ) -> None:
+        """Start from codes; ``shown`` (b, H, W, 3) uint8: the last real frame, or None (the
+        codes' reconstruction is shown instead, where a step needs the last frame shown)."""
         codes = torch.as_tensor(codes, device=self.device).long()
         n = np.asarray(actions).shape[1]
         if n != codes.shape[1] * self.s:
@@ -174,16 +185,19 @@ class FrameDreamer:
         idx = torch.arange(self.batch, device=self.device)
         if rows is not None:
             idx = torch.as_tensor(rows, device=self.device)
+        streams = self.tokenizer.context is None  # a context decoder paints without one
         if rows is None:
             self.codes = codes
             self.state = state[:, -1].clone()
-            self.stream.prime(codes)
+            if streams:
+                self.stream.prime(codes)
         else:
             if not self.started:
                 raise RuntimeError("start all rows before restarting some")
             self.codes[idx] = codes
             self.state[idx] = state[:, -1]
-            self.stream.prime(codes, idx.cpu())
+            if streams:
+                self.stream.prime(codes, idx.cpu())
         # Rows at an episode start have one more block (BOS -> step 0) than the others.
         for at_start in (True, False):
             sel = torch.nonzero(first == at_start)[:, 0]
@@ -196,7 +210,9 @@ class FrameDreamer:
             )
             self.cache.fill(idx[sel], keys, values)
         self.started = True
-        if self.sampling.copy_unchanged:  # start_codes alone: show the codes' reconstruction
+        if shown is not None:
+            self._set_shown(shown, rows)
+        elif self.sampling.copy_unchanged or not streams:
             self._set_shown(self.decode_current(rows), rows)
 
     def _copy_unchanged(
@@ -212,6 +228,13 @@ class FrameDreamer:
         out = np.where(keep[:, None, :, :, None], self.shown[:, None], frames)
         self.shown = np.ascontiguousarray(out[:, -1])
         return out
+
+    def _paint(self, codes: torch.Tensor, before: torch.Tensor) -> np.ndarray:
+        """The context decoder's frames (B, 1, H, W, 3) uint8 of the new step's codes
+        (B, H', W'), over each dream's last shown frame (the step before had ``before``)."""
+        shown = to_model(self.shown[:, None], self.device)[:, :, 0]  # (B, 3, H, W)
+        has = torch.ones(self.batch, dtype=torch.bool, device=self.device)
+        return to_uint8(self.tokenizer.paint(codes, before, shown, has)[:, :, None])
 
     @torch.inference_mode()
     def decode_current(self, rows: list[int] | None = None) -> np.ndarray:
@@ -263,12 +286,16 @@ class FrameDreamer:
         previous = self.codes[:, -1]
         self.codes = torch.cat([self.codes, step_codes], 1)[:, -self.history :]
         t1 = time.perf_counter()
-        if self.streaming:
+        if self.tokenizer.context is not None:
+            frames = self._paint(step_codes[:, 0], previous)  # (B, 1, H, W, 3)
+        elif self.streaming:
             frames = to_uint8(self.stream.step(step_codes))  # (B, s, H, W, 3)
         else:
             frames = to_uint8(self.tokenizer.decode_last(self.codes))
         if self.sampling.copy_unchanged:
             frames = self._copy_unchanged(frames, previous, step_codes[:, 0])
+        else:
+            self.shown = np.ascontiguousarray(frames[:, -1])
         self.timing = {"prior": t1 - t0, "decode": time.perf_counter() - t1}
         variables = self.variables
         dead = self.game.dead(variables)

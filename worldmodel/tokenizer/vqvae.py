@@ -24,6 +24,7 @@ from torch import nn
 
 from worldmodel.config import VQVAEConfig
 from worldmodel.tokenizer.attention import AxialPositions, RelativeTimeBias
+from worldmodel.tokenizer.context import ContextDecoder
 from worldmodel.tokenizer.layers import (
     AttentionResidualBlock,
     ChannelNorm,
@@ -35,7 +36,7 @@ from worldmodel.tokenizer.quantizer import EMAQuantizer, nearest_codes
 
 # Parameters the decoder fine-tuning stage trains; everything else (encoder, pre_quant, codebook,
 # and the position tables the encoder shares) stays frozen, so the codes do not change.
-DECODER_PREFIXES = ("decoder.", "post_quant.")
+DECODER_PREFIXES = ("decoder.", "post_quant.", "context.")
 
 
 @dataclass
@@ -178,6 +179,17 @@ class VQVAE(nn.Module):
         )
         self.post_quant = nn.Conv3d(config.code_dim, c, 1)
         self.decoder = Decoder(config)
+        self.context = (
+            ContextDecoder(
+                config.code_dim,
+                config.resolution,
+                config.space_down,
+                config.context_width,
+                config.context_max_flow,
+            )
+            if config.context_width
+            else None
+        )
         self.register_buffer("data_variance", torch.tensor(config.data_variance))
 
     def _context(self, t: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -244,8 +256,59 @@ class VQVAE(nn.Module):
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Frames (B, 3, T' * time_down, H, W), ~[-0.5, 0.5], for codes (B, T', H', W')."""
+        """Frames (B, 3, T' * time_down, H, W), ~[-0.5, 0.5], for codes (B, T', H', W').
+
+        With a context decoder, the clip is painted step by step from the codes alone: the
+        first frame without a frame before it, each later one over the one painted before."""
+        if self.context is not None:
+            return self.paint_clip(codes)
         return self.decode_latents(self.embed_codes(codes))
+
+    def paint(
+        self,
+        codes: torch.Tensor,
+        codes_before: torch.Tensor,
+        previous: torch.Tensor,
+        has_previous: torch.Tensor,
+    ) -> torch.Tensor:
+        """The context decoder's frame (B, 3, H, W) for one step's codes (B, H', W'), the step
+        before's codes (B, H', W'), the frame shown before (B, 3, H, W) and which rows have one
+        (B,) bool (see ``worldmodel.tokenizer.context``); with gradients."""
+        if self.context is None:
+            raise ValueError("this tokenizer has no context decoder (vqvae.context_width = 0)")
+        embed = self.quantizer.lookup  # (B, H', W') -> (B, H', W', D)
+        return self.context(
+            embed(codes).permute(0, 3, 1, 2),
+            embed(codes_before).permute(0, 3, 1, 2),
+            previous,
+            has_previous,
+        )
+
+    def paint_clip(
+        self,
+        codes: torch.Tensor,
+        previous: torch.Tensor | None = None,
+        codes_before: torch.Tensor | None = None,
+        detach: bool = True,
+    ) -> torch.Tensor:
+        """Frames (B, 3, T', H, W) painted step by step for codes (B, T', H', W'), each over
+        the one before (``previous`` (B, 3, H, W): the frame before the first step, with its
+        codes ``codes_before`` (B, H', W'); None: the first is painted from its codes alone).
+        ``detach``: no gradient flows from one step into the next (as in a dream, where the
+        last frame shown is a fixed input)."""
+        b = codes.shape[0]
+        has = torch.full((b,), previous is not None, dtype=torch.bool, device=codes.device)
+        if previous is None:
+            res = self.config.resolution
+            previous = torch.zeros(b, 3, res, res, device=codes.device)
+        frames = []
+        before = codes[:, 0] if codes_before is None else codes_before
+        for t in range(codes.shape[1]):
+            frame = self.paint(codes[:, t], before, previous, has)
+            frames.append(frame)
+            previous, before = (frame.detach() if detach else frame), codes[:, t]
+            has = torch.ones_like(has)
+        return torch.stack(frames, 2)
 
     @torch.no_grad()
     def decode_last(self, codes: torch.Tensor) -> torch.Tensor:
@@ -257,6 +320,8 @@ class VQVAE(nn.Module):
         """
         if not self.config.causal:
             raise ValueError("decode_last needs a causal tokenizer (config.causal=True)")
+        if self.context is not None:
+            return self.paint_clip(codes[:, -self.stream_window :])[:, :, -1:]
         return self.decode_latents(self.embed_codes(codes[:, -self.stream_window :]), keep=1)
 
     @property

@@ -7,12 +7,12 @@ and trains the decoder on the cached codes of the dataset to reconstruct the rea
 normalised MSE (+ optional L1), and, when ``adversarial`` is on, a hinge loss against a small
 patch discriminator trained here from scratch, with feature matching on its activations.
 
-The discriminator trains from the first step; the decoder's adversarial terms ramp in after
-``gan_start`` steps, weighted adaptively so their gradient at the decoder's last layer is
-``adv_weight`` times that of the reconstruction loss (Esser et al. 2021), which keeps one
-setting sane across decoders. Both networks share the training loop's single AdamW: the
-adversarial term is computed with the discriminator's weights frozen, so each network gets
-only its own loss's gradient in one backward pass.
+The adversarial terms are ``worldmodel.training.adversarial``'s. Both networks share the
+training loop's single AdamW: the adversarial term is computed with the discriminator's
+weights frozen, so each network gets only its own loss's gradient in one backward pass.
+
+With ``context`` it trains the context decoder (``worldmodel.tokenizer.context``) instead, on
+rollouts over its own painted frames (:meth:`DecoderStage._rollout`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from worldmodel.data.codes import CodeSet, cached_codes
 from worldmodel.evaluation.media import clip_grid, write_gif
 from worldmodel.evaluation.metrics import detail, psnr, ssim
 from worldmodel.frames import to_model, to_uint8
-from worldmodel.tokenizer.discriminator import PatchDiscriminator, feature_matching, hinge_d_loss
+from worldmodel.tokenizer.discriminator import PatchDiscriminator
 from worldmodel.tokenizer.swap import TOKENIZER_KINDS, frozen_fingerprint, is_frozen, read_tokenizer
 from worldmodel.tokenizer.vqvae import VQVAE
+from worldmodel.training.adversarial import discriminator_terms, gan_factor, generator_terms
 from worldmodel.training.batches import evenly_spaced, step_batches
 
 
@@ -62,20 +63,39 @@ class DecoderTuneConfig:
     disc_temporal: bool = field(
         default=False, metadata=_help("discriminator also sees frame differences (flicker)")
     )
+    context: bool = field(
+        default=False,
+        metadata=_help(
+            "train the context decoder (vqvae.context_width > 0) instead: each window's first "
+            "frame is real, the rest are painted over the decoder's own last frame"
+        ),
+    )
+    from_codes: float = field(
+        default=0.25,
+        metadata=_help("context: share of windows whose first frame is painted from codes alone"),
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.loss_steps <= self.window:
             raise ValueError(f"loss_steps must be in [1, window={self.window}]")
+        if self.context and self.window < 2:
+            raise ValueError("a context window needs at least 2 steps")
+        if not 0.0 <= self.from_codes <= 1.0:
+            raise ValueError(f"from_codes must be in [0, 1], got {self.from_codes}")
 
 
 class DecoderGAN(nn.Module):
-    """The tokenizer being fine-tuned and, if adversarial, its discriminator."""
+    """The tokenizer being fine-tuned and, if adversarial, its discriminator. ``context``:
+    only the context decoder trains (the 3D decoder stays as it is)."""
 
-    def __init__(self, tokenizer: VQVAE, disc: PatchDiscriminator | None) -> None:
+    def __init__(
+        self, tokenizer: VQVAE, disc: PatchDiscriminator | None, context: bool = False
+    ) -> None:
         super().__init__()
         self.tokenizer, self.disc = tokenizer, disc
         for name, p in tokenizer.named_parameters():
-            p.requires_grad_(not is_frozen(name))
+            trains = name.startswith("context.") if context else not is_frozen(name)
+            p.requires_grad_(trains)
 
 
 def load_base(path: Path, env: str) -> tuple[dict[str, Any], VQVAEConfig, dict[str, torch.Tensor]]:
@@ -142,6 +162,11 @@ class DecoderStage:
             )
         if not config.causal:
             raise CheckpointError("the decoder stage needs a causal tokenizer")
+        if tune.context and not config.context_width:
+            raise CheckpointError(
+                "decoder.context trains the context decoder: give it a width, e.g. "
+                "--set vqvae.context_width=16"
+            )
         self.config = config
         tokenizer = VQVAE(config)
         missing, unexpected = tokenizer.load_state_dict(state, strict=False)
@@ -150,7 +175,7 @@ class DecoderStage:
         disc = None
         if tune.adversarial:
             disc = PatchDiscriminator(tune.disc_channels, tune.disc_layers, tune.disc_temporal)
-        self.model = DecoderGAN(tokenizer, disc)
+        self.model = DecoderGAN(tokenizer, disc, tune.context)
         self.fingerprint = frozen_fingerprint(state)
         self.base_info = {"path": str(base), "kind": blob["kind"], "step": read_tokenizer(blob)[2]}
         self.action_names = list(blob["action_names"])
@@ -173,17 +198,14 @@ class DecoderStage:
         for step, batch in enumerate(loader, start):
             yield step, batch["codes"].to(self.device), to_model(batch["frames"], self.device)
 
-    def gan_factor(self, step: int) -> float:
-        """0 before ``gan_start``, then a linear ramp to 1 over ``gan_ramp`` steps."""
-        t = self.tune
-        return float(np.clip((step - t.gan_start + 1) / max(1, t.gan_ramp), 0.0, 1.0))
-
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         step, codes, frames = batch
         tok, disc, t = model.tokenizer, model.disc, self.tune
-        keep = t.loss_steps
-        recon = tok.decode_latents(tok.embed_codes(codes), keep=keep)  # (B, 3, keep*s, H, W)
-        real = frames[:, :, -recon.shape[2] :]
+        if t.context:
+            recon, real = self._rollout(tok, codes, frames)
+        else:
+            recon = tok.decode_latents(tok.embed_codes(codes), keep=t.loss_steps)
+            real = frames[:, :, -recon.shape[2] :]  # (B, 3, keep*s, H, W)
         rec = F.mse_loss(recon, real) / tok.data_variance
         logs = {"recon": float(rec.detach())}
         if t.l1_weight > 0:
@@ -192,68 +214,67 @@ class DecoderStage:
             logs["l1"] = float(l1.detach())
         loss = rec
         if disc is not None:
-            real_logits, real_features = disc(real)
-            fake_logits, _ = disc(recon.detach())
-            d_loss = hinge_d_loss(real_logits, fake_logits)
-            logs.update(
-                d_loss=float(d_loss.detach()),
-                d_real=float(real_logits.detach().mean()),
-                d_fake=float(fake_logits.detach().mean()),
-            )
-            factor = self.gan_factor(step)
+            d_loss, real_features, d_logs = discriminator_terms(disc, real, recon)
+            logs.update(d_logs)
+            factor = gan_factor(step, t.gan_start, t.gan_ramp)
             if factor > 0:
-                g_loss, g_logs = self._generator_terms(tok, disc, recon, rec, real_features)
+                last = tok.context.out.weight if t.context else tok.decoder.up[-1].conv.weight
+                g_loss, g_logs = generator_terms(
+                    disc, recon, rec, real_features, last, t.adv_weight, t.fm_weight
+                )
                 loss = loss + factor * g_loss
                 logs.update(g_logs)
             loss = loss + d_loss
         logs["loss"] = float(loss.detach())
         return loss, logs
 
-    def _generator_terms(
-        self,
-        tok: VQVAE,
-        disc: PatchDiscriminator,
-        recon: torch.Tensor,
-        rec: torch.Tensor,
-        real_features: list[torch.Tensor],
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Adversarial + feature-matching loss of the decoder, through a frozen discriminator."""
-        for p in disc.parameters():
-            p.requires_grad_(False)
-        try:
-            logits, features = disc(recon)
-        finally:
-            for p in disc.parameters():
-                p.requires_grad_(True)
-        adv = -logits.mean()
-        fm = feature_matching(features, real_features)
-        last = tok.decoder.up[-1].conv.weight
-        g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
-        g_adv = torch.autograd.grad(adv, last, retain_graph=True)[0]
-        weight = (g_rec.norm() / (g_adv.norm() + 1e-6)).clamp(max=1e4).detach()
-        loss = self.tune.adv_weight * weight * adv + self.tune.fm_weight * fm
-        logs = {"g_adv": float(adv.detach()), "fm": float(fm.detach()), "adv_scale": float(weight)}
-        return loss, logs
+    def _rollout(
+        self, tok: VQVAE, codes: torch.Tensor, frames: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Painted frames and their real ones (B, 3, T, H, W) of a context-decoder window:
+        step 0 from its codes alone, then each step over the frame before it, the real one
+        (or, in a ``from_codes`` share of windows, the painted one) for step 1 and the
+        decoder's own (detached, as shown) after that, so training sees what a dream sees."""
+        b = codes.shape[0]
+        none = torch.zeros_like(frames[:, :, 0])
+        first = tok.paint(codes[:, 0], codes[:, 0], none, torch.zeros(b, dtype=torch.bool))
+        real_first = torch.rand(b, device=codes.device) >= self.tune.from_codes
+        previous = torch.where(real_first[:, None, None, None], frames[:, :, 0], first.detach())
+        rest = tok.paint_clip(codes[:, 1:], previous, codes[:, 0])
+        return torch.cat([first[:, :, None], rest], 2), frames
 
     @torch.no_grad()
     def evaluate(self, step: int) -> dict[str, float]:
+        """Reconstructions of the validation windows from their codes alone; a context
+        decoder is also scored over a real first frame (``*_ctx``: how a dream starts)."""
         tok = self.model.tokenizer
-        real, recon = [], []
+        real, recon, ctx = [], [], []
         for i in range(0, len(self.eval_index), 16):
             items = [self.val_set[j] for j in self.eval_index[i : i + 16]]
             codes = torch.as_tensor(np.stack([it["codes"] for it in items]), device=self.device)
-            real.append(np.stack([it["frames"] for it in items]))
+            frames = np.stack([it["frames"] for it in items])
+            real.append(frames)
             recon.append(to_uint8(tok.decode(codes)))
+            if self.tune.context:
+                first = to_model(frames[:, :1], self.device)[:, :, 0]
+                ctx.append(to_uint8(tok.paint_clip(codes[:, 1:], first, codes[:, 0])))
         real_a, recon_a = np.concatenate(real), np.concatenate(recon)
         write_gif(
             self.out_dir / "samples" / f"decoder_{step:07d}.gif",
             clip_grid([real_a[:6], recon_a[:6]]),
         )
-        return {
+        metrics = {
             "psnr": float(psnr(real_a, recon_a).mean()),
             "ssim": float(ssim(real_a, recon_a).mean()),
             "detail_ratio": detail(recon_a) / detail(real_a),
         }
+        if ctx:
+            ctx_a, later = np.concatenate(ctx), real_a[:, 1:]
+            metrics.update(
+                psnr_ctx=float(psnr(later, ctx_a).mean()),
+                detail_ratio_ctx=detail(ctx_a) / detail(later),
+            )
+        return metrics
 
     def payload(self) -> dict[str, Any]:
         return {

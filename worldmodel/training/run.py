@@ -36,12 +36,22 @@ def train_tokenizer(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``out/vqvae.pt``; returns the last validation metrics."""
+    from worldmodel.training.adversarial import AdversarialConfig
     from worldmodel.training.vqvae_stage import VQVAEStage
 
     model_config = apply_overrides(VQVAE_PRESETS[preset], "vqvae", list(overrides))
+    gan = apply_overrides(AdversarialConfig(), "gan", list(overrides))
     torch.manual_seed(config.seed)  # the initial weights are part of the run
     stage = VQVAEStage(
-        env, data, model_config, preset, out, runtime.device, resume, workers=config.num_workers
+        env,
+        data,
+        model_config,
+        preset,
+        out,
+        runtime.device,
+        resume,
+        workers=config.num_workers,
+        adversarial=gan,
     )
     return train(
         stage,

@@ -1,0 +1,133 @@
+"""The context decoder: paints a frame from its codes *and the frame shown before it*
+(beyond the paper; after Delta-IRIS's context-aware decoder).
+
+A code stands for an 8x8-pixel patch, finer than the floor's grass and the walls' bricks, so a
+decoder that reads only the codes has to invent texture and averages it away. In a game most of
+a frame is the previous frame moved by the player: this decoder reads the codes of the new step
+and of the step before (what changed, and so how the view moved), and the previous shown frame
+(its pixels), and
+
+1. estimates from them a flow field (where each pixel of the new frame was in the old one),
+2. warps the previous frame by it: the *aligned previous frame*, texture included,
+3. mixes that with what the codes say at half resolution, and outputs per pixel a gate (how
+   much of the aligned frame to keep) and a correction: ``frame = gate * aligned + delta``.
+
+New content (the edge a turn reveals, a medkit that appears) comes from the codes; what is
+still in view comes from pixels the player has seen. Without a previous frame (a dream started
+from codes alone) it paints from the codes, like the plain decoder.
+
+The codes stay the tokenizer's: the encoder, codebook and prior are untouched, so a shipped
+prior dreams through this decoder unchanged. In a dream the previous frame is the decoder's own
+last output, so the stage that trains it (``worldmodel/training/context_stage.py``) rolls it out
+on its own outputs. Shapes: frames (B, 3, H, W) float in [-0.5, 0.5]; code vectors
+(B, D, H', W').
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, k, stride, (k - 1) // 2 if stride == 1 else 1)
+
+
+class _Res(nn.Module):
+    """Two 3x3 convolutions with a skip (GroupNorm-free: batch-1 play and training agree)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a, self.b = _conv(c, c), _conv(c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.b(F.silu(self.a(F.silu(x))))
+
+
+class ContextDecoder(nn.Module):
+    """(codes now, codes before, previous frame) -> frame; see the module docstring.
+
+    Levels run from the code grid (H' = resolution / space_down) up to half resolution, with
+    ``width`` channels at half resolution, doubling at each level down. The output at half
+    resolution is pixel-shuffled to full resolution (2x2 pixels per cell).
+    """
+
+    def __init__(
+        self, code_dim: int, resolution: int, space_down: int, width: int, max_flow: float
+    ) -> None:
+        super().__init__()
+        self.levels = int(math.log2(space_down)) - 1  # upsamplings: code grid -> half resolution
+        if self.levels < 1:
+            raise ValueError("the context decoder needs space_down of at least 4")
+        self.resolution, self.max_flow = resolution, max_flow
+        widths = [width * 2**i for i in range(self.levels + 1)]  # half resolution first
+        # the previous frame, space-to-depth at half resolution (12 channels) + a has-frame flag
+        self.prev_in = _conv(13, widths[0])
+        self.prev_down = nn.ModuleList(
+            _conv(widths[i], widths[i + 1], 4, 2) for i in range(self.levels)
+        )
+        self.codes_in = nn.Conv2d(2 * code_dim, widths[-1], 1)
+        self.bottom = nn.Sequential(_conv(2 * widths[-1], widths[-1]), _Res(widths[-1]))
+        self.up = nn.ModuleList(_conv(widths[i + 1], widths[i]) for i in range(self.levels))
+        # each level but the top merges the previous frame's features of its size
+        self.merge = nn.ModuleList(
+            nn.Sequential(_conv(2 * widths[i], widths[i]), _Res(widths[i]))
+            for i in range(1, self.levels)
+        )
+        self.flow = _conv(widths[1], 2)  # at quarter resolution, in pixels (tanh * max_flow)
+        nn.init.zeros_(self.flow.weight)
+        nn.init.zeros_(self.flow.bias)
+        self.top = nn.Sequential(_conv(2 * widths[0] + 12, widths[0]), _Res(widths[0]))
+        self.out = _conv(widths[0], 16)  # 12: the correction, 4: the gate, per 2x2 pixels
+        nn.init.zeros_(self.out.weight)
+        with torch.no_grad():
+            self.out.bias.zero_()
+            self.out.bias[12:] = 2.0  # start by keeping most of the aligned previous frame
+
+    def forward(
+        self,
+        codes: torch.Tensor,
+        codes_before: torch.Tensor,
+        previous: torch.Tensor,
+        has_previous: torch.Tensor,
+    ) -> torch.Tensor:
+        """Frame (B, 3, H, W) for code vectors ``codes`` and ``codes_before`` (B, D, H', W'),
+        the previous shown frame (B, 3, H, W) and ``has_previous`` (B,) bool (False: no frame
+        before; its pixels and codes are then ignored)."""
+        b = codes.shape[0]
+        have = has_previous.to(codes.dtype).view(b, 1, 1, 1)
+        previous = previous * have
+        codes_before = codes_before * have
+        half = F.pixel_unshuffle(previous, 2)  # (B, 12, H/2, W/2)
+        flag = have.expand(b, 1, *half.shape[2:])
+        feats = [F.silu(self.prev_in(torch.cat([half, flag], 1)))]
+        for down in self.prev_down:
+            feats.append(F.silu(down(feats[-1])))
+        x = F.silu(self.codes_in(torch.cat([codes, codes_before], 1)))
+        x = self.bottom(torch.cat([x, feats[-1]], 1))
+        for i in reversed(range(1, self.levels)):  # up to quarter resolution
+            x = F.silu(self.up[i](F.interpolate(x, scale_factor=2.0, mode="nearest")))
+            x = self.merge[i - 1](torch.cat([x, feats[i]], 1))
+        aligned = self.warp(previous, self.max_flow * torch.tanh(self.flow(x)))
+        x = F.silu(self.up[0](F.interpolate(x, scale_factor=2.0, mode="nearest")))
+        x = self.top(torch.cat([x, feats[0], F.pixel_unshuffle(aligned, 2)], 1))
+        out = self.out(F.silu(x))
+        delta = F.pixel_shuffle(out[:, :12], 2)  # (B, 3, H, W)
+        gate = torch.sigmoid(F.pixel_shuffle(out[:, 12:], 2))  # (B, 1, H, W)
+        return gate * aligned + delta
+
+    def warp(self, frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """``frame`` (B, 3, H, W) sampled where ``flow`` (B, 2, h, w) pixels (x, y) points:
+        each output pixel shows the frame at its own place plus the flow (bilinear, edges
+        repeated). The flow is upsampled bilinearly to full resolution."""
+        h, w = frame.shape[2:]
+        flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
+        ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=frame.device, dtype=frame.dtype)
+        xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=frame.device, dtype=frame.dtype)
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)  # (H, W, 2): x, y
+        scale = torch.tensor([2.0 / w, 2.0 / h], device=frame.device, dtype=frame.dtype)
+        grid = grid[None] + flow.permute(0, 2, 3, 1) * scale  # (B, H, W, 2)
+        return F.grid_sample(frame, grid, "bilinear", "border", align_corners=False)
