@@ -123,8 +123,11 @@ def save_agent(
         "meta": meta,
     }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_agent(
@@ -174,12 +177,12 @@ def agent_repeat(meta: dict[str, Any]) -> int:
 class ProgressLines(BaseCallback):
     """SB3's progress bar (rich) shows nothing in a log file: plain lines there instead."""
 
-    def __init__(self, total: int, unit: str = "env steps") -> None:
+    def __init__(self, total: int, unit: str = "env steps", desc: str = "train PPO") -> None:
         super().__init__()
-        self.total, self.unit = total, unit
+        self.total, self.unit, self.desc = total, unit, desc
 
     def _on_training_start(self) -> None:
-        self.lines = LineProgress(self.total, "train PPO", self.unit)
+        self.lines = LineProgress(self.total, self.desc, self.unit)
 
     def _on_step(self) -> bool:
         self.lines.update(self.training_env.num_envs)

@@ -6,8 +6,9 @@
 play.py, evaluate.py and the dream env start from the checkpoint's sampling; their own flags
 (``--temperature``, ``--top-p``, ...) still override each setting. Flags not given here keep
 the checkpoint's current value; ``--reset`` starts from the plain defaults (temperature 1, all
-codes, nothing kept: the paper's sampling). The file is rewritten atomically, and a card
-beside it (``ENV.json``) records the new default and this command (and the file's new sha256).
+codes, nothing kept: the paper's sampling). The file and the card beside it (``ENV.json``: the
+new default, this command, the file's new sha256) are written together, atomically, after every
+check; a damaged card stops the tool before anything is written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from worldmodel.checkpoint import (
+    CheckpointError,
+    checkpoint_bytes,
+    load_checkpoint,
+    write_all_atomic,
+)
 from worldmodel.cli import validate
 from worldmodel.cli.args import UserError, fail
 from worldmodel.sampling.settings import USER_SETTINGS, SamplingConfig
@@ -54,12 +60,14 @@ def non_default(sampling: SamplingConfig) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out = args.out or args.checkpoint
+    card_path = out.with_suffix(".json")
     try:
         validate.between("--temperature", args.temperature, 0, 3)
         validate.between("--top-p", args.top_p, 0.01, 1)
         validate.between("--keep-likely", args.keep_likely, 0, 1)
         validate.at_least("--passes", args.passes, 1)
         validate.between("--state-temperature", args.state_temperature, 0, 3)
+        validate.writable_file("--out" if args.out else "--checkpoint", out)
         model = WorldModel.load(args.checkpoint)
         base = SamplingConfig() if args.reset else model.sampling
         changes = {k: getattr(args, k) for k in USER_SETTINGS if getattr(args, k) is not None}
@@ -67,21 +75,25 @@ def main(argv: list[str] | None = None) -> None:
         model.dreamer(1, sampling)  # the dreamer refuses what this model cannot do
         blob = load_checkpoint(args.checkpoint, "worldmodel")
         blob["sampling"] = non_default(sampling)
-        blob.pop("format_version")
-        save_checkpoint(out, blob)
+        data = checkpoint_bytes(blob)
+        files: dict[Path, bytes | str] = {out: data}
+        # the card describes the file: it changes with it, in the same step, or not at all
+        if card_path.exists():
+            entry = validate.json_object("the card", card_path)
+            if "sha256" in entry:
+                entry["sha256"] = hashlib.sha256(data).hexdigest()
+                entry["bytes"] = len(data)
+            entry["default_sampling"] = {
+                "settings": non_default(sampling),
+                "command": shlex.join(["python", "tools/set_sampling.py", *(argv or sys.argv[1:])]),
+            }
+            files[card_path] = json.dumps(entry, indent=1) + "\n"
     except (CheckpointError, UserError, ValueError) as e:
         fail(str(e))
-    card = out.with_suffix(".json")
-    if card.exists():
-        entry = json.loads(card.read_text())
-        if "sha256" in entry:  # the card describes the file: keep it true of the new one
-            entry["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
-            entry["bytes"] = out.stat().st_size
-        entry["default_sampling"] = {
-            "settings": non_default(sampling),
-            "command": shlex.join(["python", "tools/set_sampling.py", *(argv or sys.argv[1:])]),
-        }
-        card.write_text(json.dumps(entry, indent=1) + "\n")
+    try:
+        write_all_atomic(files)
+    except OSError as e:
+        fail(f"writing {e.filename or out} failed ({e.strerror}); {out} is as it was")
     print(f"wrote {out}: dreams with {non_default(sampling) or 'the plain defaults'}")
 
 

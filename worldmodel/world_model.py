@@ -89,7 +89,14 @@ class WorldModel:
         cls, path: Path | str, env: str | None = None, device: torch.device | str = "cpu"
     ) -> WorldModel:
         """Load a ``worldmodel`` or ``prior`` checkpoint, refusing one for another env."""
-        blob = load_checkpoint(path, ("worldmodel", "prior"), env)
+        return cls.from_blob(load_checkpoint(path, ("worldmodel", "prior"), env), path, device)
+
+    @classmethod
+    def from_blob(
+        cls, blob: dict[str, Any], path: Path | str, device: torch.device | str = "cpu"
+    ) -> WorldModel:
+        """The world model in a checkpoint already read (or about to be written: a tool checks
+        that what it ships loads); ``path`` names it in errors."""
         weights = blob.get("model" if blob["kind"] == "prior" else "prior", {})
         frame = blob.get("arch") == "frame"
         missing = [] if frame else [k for k in HEAD_KEYS if k not in weights]
@@ -126,17 +133,13 @@ def float32_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def export_world_model(
-    prior_checkpoint: Path,
-    out: Path,
-    half: bool = False,
-    starts: dict[str, torch.Tensor] | None = None,
-) -> None:
-    """Write a play/inference bundle (no optimizer state) from a prior training checkpoint.
+def world_model_payload(
+    blob: dict[str, Any], half: bool = False, starts: dict[str, torch.Tensor] | None = None
+) -> dict[str, Any]:
+    """A play/inference bundle (no optimizer state) of a prior training checkpoint's contents.
 
     ``half`` stores float weights as fp16 (they are cast back to fp32 on load); ``starts``
     are real start windows bundled in, so dreams start without a dataset."""
-    blob = load_checkpoint(prior_checkpoint, "prior")
 
     def pack(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
@@ -144,23 +147,31 @@ def export_world_model(
     extra = {k: blob[k] for k in ("arch", "game") if k in blob}
     if starts is not None:
         extra["starts"] = starts
-    save_checkpoint(
-        out,
-        {
-            "kind": "worldmodel",
-            **extra,
-            "env": blob["env"],
-            "preset": blob.get("preset"),
-            "action_names": blob["action_names"],
-            "config": blob["config"],
-            "prior": pack(blob["model"]),
-            "tokenizer": {
-                "config": blob["tokenizer"]["config"],
-                "model": pack(blob["tokenizer"]["model"]),
-                "step": blob["tokenizer"]["step"],
-            },
-            "step": blob["step"],
-            "metrics": blob.get("metrics", {}),
-            "train_config": blob.get("train_config", {}),
+    return {
+        "kind": "worldmodel",
+        **extra,
+        "env": blob["env"],
+        "preset": blob.get("preset"),
+        "action_names": blob["action_names"],
+        "config": blob["config"],
+        "prior": pack(blob["model"]),
+        "tokenizer": {
+            "config": blob["tokenizer"]["config"],
+            "model": pack(blob["tokenizer"]["model"]),
+            "step": blob["tokenizer"]["step"],
         },
-    )
+        "step": blob["step"],
+        "metrics": blob.get("metrics", {}),
+        "train_config": blob.get("train_config", {}),
+    }
+
+
+def export_world_model(
+    prior_checkpoint: Path,
+    out: Path,
+    half: bool = False,
+    starts: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write :func:`world_model_payload` of the prior training checkpoint to ``out``."""
+    blob = load_checkpoint(prior_checkpoint, "prior")
+    save_checkpoint(out, world_model_payload(blob, half, starts))

@@ -2,13 +2,15 @@
 
 Each check raises :class:`~worldmodel.cli.args.UserError` with one line that names the flag, its
 value and what would be accepted; the entry point prints it as ``error: ...`` and exits 2.
-Nothing here creates, opens or changes a file: a refused command leaves the disk as it was.
+Nothing here creates or changes a file (a check may read one): a refused command leaves the disk
+as it was.
 The ``*_args`` functions at the end hold each command's rules, so they are read in one place.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -65,6 +67,24 @@ def existing_file(flag: str, path: Path | None, hint: str = "") -> None:
 
 
 I3D_HINT = "pass the path to i3d_kinetics400_tfhub_rgb.pt (README: FVD and the I3D weights)"
+
+
+def json_file(flag: str, path: Path, hint: str = "") -> Any:
+    """The JSON in ``path`` (read, never changed), or one line saying why it cannot be read."""
+    existing_file(flag, path, hint)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) else f"not valid JSON: {type(e).__name__}"
+        raise UserError(f"{flag} {path} cannot be read ({why}); fix or remove it") from None
+
+
+def json_object(flag: str, path: Path, hint: str = "") -> dict[str, Any]:
+    """:func:`json_file` of a file that must hold an object (a card, metrics.json)."""
+    data = json_file(flag, path, hint)
+    if not isinstance(data, dict):
+        raise UserError(f"{flag} {path} should hold a JSON object; fix or remove it")
+    return data
 
 
 def writable_dir(flag: str, path: Path, given: Path | None = None) -> None:
@@ -150,6 +170,28 @@ TRAIN_RULES: dict[str, tuple[Callable[[str, float | None, float], None], float]]
 }
 
 
+# --set sections whose fields are weights, step counts or sizes (the decoder stage's, the
+# adversarial tokenizer's): what each field must be, wherever a section has it
+SECTION_RULES: dict[str, tuple[Callable[[str, float | None, float], None], float]] = {
+    "l1_weight": (at_least, 0),
+    "adv_weight": (at_least, 0),
+    "fm_weight": (at_least, 0),
+    "gan_start": (at_least, 0),
+    "gan_ramp": (at_least, 0),
+    "disc_channels": (at_least, 1),
+    "disc_layers": (at_least, 1),
+    "disc_lr": (above, 0),
+    "window": (at_least, 1),
+}
+
+
+def section_config(section: str, config: Any) -> None:
+    """The fields of ``--set section.field=...``'s resolved ``config`` within their ranges."""
+    for name, (rule, bound) in SECTION_RULES.items():
+        if hasattr(config, name):
+            rule(f"--set {section}.{name}", getattr(config, name), bound)
+
+
 def train_config(config: Any) -> None:
     """A :class:`~worldmodel.training.loop.TrainConfig` whose values a run can use."""
     for name, (rule, bound) in TRAIN_RULES.items():
@@ -201,8 +243,19 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
     at_least("--exploit-starts", args.exploit_starts, 0)
     if args.stage == "agent":
         fits_in_memory("--agent-envs", args.agent_envs, GAME_BYTES, "the games")
+    at_least("--passes", args.passes, 1)
     existing_file("--i3d", args.i3d, I3D_HINT)
     existing_file("--checkpoint", args.checkpoint)
+    if args.stage == "decoder" and args.checkpoint is not None:
+        from worldmodel.checkpoint import KINDS
+
+        # the stage writes OUT/decoder.pt, then OUT/KIND.pt: never over the file it tunes
+        if args.checkpoint.resolve() in {(out / f"{kind}.pt").resolve() for kind in KINDS}:
+            raise UserError(
+                f"--checkpoint {args.checkpoint} would be overwritten: --stage decoder writes "
+                f"its result to {out / args.checkpoint.name}; pass another --out (e.g. "
+                f"--out {out / 'decoder'})"
+            )
     writable_dir("--out", out)
     return dev
 
