@@ -29,11 +29,13 @@ from worldmodel.cli.args import (
     interrupted,
     sigterm_as_interrupt,
 )
+from worldmodel.cli.overrides import apply_overrides
 from worldmodel.config import PRESETS
 from worldmodel.data import DatasetError, load_manifest
 from worldmodel.training.loop import Runtime, TrainConfig, setup_runtime
 from worldmodel.training.presets import TRAIN_PRESETS
 from worldmodel.training.run import train_decoder, train_prior, train_tokenizer
+from worldmodel.world_model import shipped_checkpoint
 
 STAGES = ("vqvae", "prior", "all", "agent", "decoder")
 
@@ -122,13 +124,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--state-change-odds",
         type=float,
         default=1.0,
-        help="multiply the odds of a dreamed hit or death (> 1: a harder dream)",
+        help="multiply the odds that a dreamed game variable changes in a step: more hits and "
+        "deaths, but also more pickups (> 1 is harder where changes are losses, as in take_cover)",
     )
     agent.add_argument(
         "--damage-penalty",
         type=float,
         default=0.0,
         help="reward lost per point of dreamed health lost, in training only (default 0)",
+    )
+    agent.add_argument(
+        "--passes",
+        type=int,
+        help="passes per dreamed frame (default: the world model's own sampling, as play uses)",
     )
     agent.add_argument("--dream-steps", type=int, help="cut dreams after this many steps")
     agent.add_argument(
@@ -167,6 +175,15 @@ def check_args(args: argparse.Namespace, out: Path, data: Path) -> str:
         {} if args.quickstart else {s: train_config(args, s) for s in stages.get(args.stage, [])}
     )
     device = validate.train_args(args, configs, out)
+    if args.stage == "decoder":
+        from worldmodel.training.decoder_stage import DecoderTuneConfig
+
+        tune = apply_overrides(DecoderTuneConfig(), "decoder", args.overrides)
+        validate.section_config("decoder", tune)
+    if args.stage in ("vqvae", "all"):
+        from worldmodel.training.adversarial import AdversarialConfig
+
+        validate.section_config("gan", apply_overrides(AdversarialConfig(), "gan", args.overrides))
     if args.quickstart:
         validate.writable_dir("--data", data)
     elif args.stage == "agent" and args.data is None and not data.is_dir():
@@ -222,7 +239,8 @@ def resume_hint(args: argparse.Namespace, out: Path) -> str:
     if args.quickstart:
         return f"finished stages are kept in {out}: rerun the same command to resume"
     if args.stage == "agent":
-        return f"rerun the same command to train the agents in {out} again"
+        how = "the same command" if args.resume else "the same command with --resume"
+        return f"the agents' training so far is saved in {out / 'agents'}: rerun {how} to continue"
     stages = ["vqvae", "prior"] if args.stage == "all" else [args.stage]
     saved = [f"{s}.pt" for s in stages if (out / f"{s}.pt").exists()]
     if not saved:
@@ -278,16 +296,18 @@ def run_agent(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
             max_steps=args.dream_steps,
             state_change_odds=args.state_change_odds,
             damage_penalty=args.damage_penalty,
+            passes=args.passes,
         ),
         EvalConfig(every=args.agent_eval_every),
         args.episodes,
         not args.no_baseline,
         args.exploit_starts,
     )
-    results = run_experiment(
-        experiment, out / "agents", args.resume, str(runtime.device), not args.quiet
-    )
-    print((out / "agents" / "results.md").read_text())
+    folder = out / "agents"
+    results = run_experiment(experiment, folder, args.resume, str(runtime.device), not args.quiet)
+    print((folder / "results.md").read_text())
+    tb = f"tensorboard --logdir {folder / 'tb'}"
+    print(f"results: {folder / 'results.md'} (plot results.png beside it; curves: {tb})")
     return {a["name"]: a["return_mean"] for a in results["agents"]}
 
 
@@ -300,9 +320,24 @@ def run_quickstart(args: argparse.Namespace, runtime: Runtime, out: Path, data: 
     quickstart(args.env, data, out, runtime, plan, args.agents_dir, args.i3d, not args.quiet)
 
 
+def default_out(args: argparse.Namespace) -> Path:
+    """Where a run goes without --out: runs/ENV-PRESET; dream agents of a given world model go
+    beside it when it is under runs/, else to runs/ENV-shipped for the shipped model or
+    runs/NAME for a model file elsewhere (never among the installed files)."""
+    checkpoint = args.checkpoint
+    if args.stage != "agent" or checkpoint is None:
+        return Path("runs") / f"{args.env}-{args.preset}"
+    if Path("runs").resolve() in checkpoint.resolve().parents:
+        return checkpoint.parent
+    shipped = shipped_checkpoint(args.env)
+    if shipped is not None and checkpoint.resolve() == shipped.resolve():
+        return Path("runs") / f"{args.env}-shipped"
+    return Path("runs") / checkpoint.stem
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    out = args.out or Path("runs") / f"{args.env}-{args.preset}"
+    out = args.out or default_out(args)
     data = args.data or Path("data") / args.env
     with sigterm_as_interrupt():
         try:

@@ -16,7 +16,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.dream import training as dream_training
-from agents.dream.exploit import ExploitReport, exploit_check
+from agents.dream.exploit import LABEL, ExploitReport, exploit_check
 from agents.dream.training import (
     AgentRun,
     DreamConfig,
@@ -125,8 +125,10 @@ def test_the_exploit_check_compares_both_sides_from_one_start(
     assert 0.0 <= report.overstated <= 1.0
     frames = iio.imread(clip, index=None)
     half = (frames.shape[2] - 4) // 2  # two panels and a gap, at half size in a GIF
-    assert frames.shape[1:3] == ((64 * 4 + 12) // 2, 2 * half + 4)
-    np.testing.assert_array_equal(frames[0, :, :half], frames[0, :, -half:])  # same start
+    assert frames.shape[1:3] == ((LABEL + 64 * 4 + 12) // 2, 2 * half + 4)
+    below = LABEL // 2  # under the labels, which differ: "dream" and "real game"
+    np.testing.assert_array_equal(frames[0, below:, :half], frames[0, below:, -half:])  # one start
+    assert not np.array_equal(frames[0, :below, :half], frames[0, :below, -half:])
 
 
 def test_overstated_counts_dream_returns_more_than_20_percent_above_real() -> None:

@@ -112,8 +112,12 @@ def run_experiment(
     model = load_world_model(exp.checkpoint, exp.env, device)
     check_dreamable(model)
     scores, exploits, curves = [], [], {}
+    # the model's own passes unless the config sets them, written down as a number
+    base = dataclasses.replace(exp.dream, passes=exp.dream.sampling(model).passes)
+    phase = _Phases(_phase_count(exp), progress)
+    steps, episodes = f"{exp.ppo.steps:,} env steps", f"over {exp.episodes} real episodes"
     for t in exp.temperatures:
-        dream = dataclasses.replace(exp.dream, temperature=t)
+        dream = dataclasses.replace(base, temperature=t)
         run = AgentRun(
             out / run_dir_name(t),
             exp.env,
@@ -125,27 +129,31 @@ def run_experiment(
                 "dream": asdict(dream),
             },
         )
+        name = f"PPO in the dream, T={t:g}"
+        passes = dream.sampling(model).passes
+        label = phase(f"train {name}", f" ({steps}, {passes} pass(es) per dreamed frame)")
         venv = dream_venv_factory(model, exp.ppo.n_envs, exp.data, dream)
-        train_agent(run, venv, exp.ppo, exp.evals, resume, progress)
+        train_agent(run, venv, exp.ppo, exp.evals, resume, progress, label)
         agent = load_agent(run.agent_path, exp.env, seed=1)
-        scores.append(
-            _score(run.dir / "score.json", f"PPO in the dream, T={t:g}", agent, exp, agent.meta)
-        )
+        phase(f"score {name} {episodes}")
+        scores.append(_score(run.dir / "score.json", name, agent, exp, agent.meta))
         curves[run.dir.name] = run.evals()
         if exp.exploit_starts:
+            phase(f"exploit check of {name}: dream vs real from {exp.exploit_starts} real starts")
             exploits.append(_exploit(run, model, dream, exp))
     if exp.baseline:
+        name = "PPO in the real game"
+        label = phase(f"train {name}", f" ({steps})")
         run = AgentRun(out / "real", exp.env, {"trained_in": "real game"})
-        train_agent(
-            run, real_venv_factory(exp.env, exp.ppo.n_envs), exp.ppo, exp.evals, resume, progress
-        )
+        venv = real_venv_factory(exp.env, exp.ppo.n_envs)
+        train_agent(run, venv, exp.ppo, exp.evals, resume, progress, label)
         agent = load_agent(run.agent_path, exp.env, seed=1)
-        scores.append(
-            _score(run.dir / "score.json", "PPO in the real game", agent, exp, agent.meta)
-        )
+        phase(f"score {name} {episodes}")
+        scores.append(_score(run.dir / "score.json", name, agent, exp, agent.meta))
         curves["real"] = run.evals()
     n_actions = len(get_scenario(exp.env).actions)
     meta = {"trained_in": "nothing", "train_steps": 0}
+    phase(f"score a random policy {episodes}")
     scores.append(
         _score(
             out / "random" / "score.json", "random policy", RandomPolicy(n_actions, 1), exp, meta
@@ -155,6 +163,7 @@ def run_experiment(
     if repeat > 1:  # the agents hold their decisions: so does a fair random baseline
         held = Held(RandomPolicy(n_actions, 1), repeat)
         name = f"random policy, held {repeat} steps"
+        phase(f"score a {name} {episodes}")
         scores.append(_score(out / f"random-held{repeat}" / "score.json", name, held, exp, meta))
     results = {
         "env": exp.env,
@@ -163,13 +172,37 @@ def run_experiment(
         "episodes": exp.episodes,
         "seeds": [EVAL_SEED, EVAL_SEED + exp.episodes - 1],
         "ppo": asdict(exp.ppo),
-        "dream": asdict(exp.dream),
+        "dream": asdict(base),
         "agents": [{**asdict(s), **s.summary()} for s in scores],
         "exploit": exploits,
         "curves": curves,
     }
     write_results(out, results)
     return results
+
+
+class _Phases:
+    """Numbered lines naming each phase of the experiment as it starts (``[2/5] score PPO in
+    the dream, T=1 over 100 real episodes``), so every progress bar under one is known."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.done = total, enabled, 0
+
+    def __call__(self, text: str, detail: str = "") -> str:
+        """Print the next phase's line (``text``, then ``detail``); returns its label for the
+        phase's progress lines."""
+        self.done += 1
+        label = f"[{self.done}/{self.total}] {text}"
+        if self.enabled:
+            print(label + detail, flush=True)
+        return label
+
+
+def _phase_count(exp: Experiment) -> int:
+    """The phases :func:`run_experiment` goes through: each agent trained and scored (and each
+    dream agent's exploit check), then the random baselines."""
+    dream = len(exp.temperatures) * (2 + (1 if exp.exploit_starts else 0))
+    return dream + (2 if exp.baseline else 0) + 1 + (1 if exp.ppo.action_repeat > 1 else 0)
 
 
 def _exploit(run: AgentRun, model: Any, dream: DreamConfig, exp: Experiment) -> dict[str, Any]:
@@ -233,7 +266,8 @@ def results_table(results: dict[str, Any]) -> str:
             "",
             "Dream vs real return of the same agent from the same real starts (exploit check):",
             "",
-            "| temperature | starts | dream return | real return | dream > real by > 20% | clip |",
+            "| temperature | starts | dream return | real return | dream > real by > 20% "
+            "| clip (dream left, real game right) |",
             "|---|---|---|---|---|---|",
         ]
         for e in results["exploit"]:
@@ -255,7 +289,10 @@ def plot_results(results: dict[str, Any], path: Path) -> None:
 
     agents = results["agents"]
     names = [a["name"].replace("PPO in the ", "") for a in agents]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    curves = {name: points for name, points in results["curves"].items() if points}
+    # the third panel only when there are curves (none when training was shorter than the
+    # interval between real-game scorings)
+    fig, axes = plt.subplots(1, 3 if curves else 2, figsize=(15 if curves else 10, 4))
     for ax, key, title in (
         (axes[0], "return", "real-game return"),
         (axes[1], "tics", "tics survived"),
@@ -263,20 +300,20 @@ def plot_results(results: dict[str, Any], path: Path) -> None:
         ax.bar(names, [a[f"{key}_mean"] for a in agents], yerr=[a[f"{key}_std"] for a in agents])
         ax.set_title(f"{title} ({results['episodes']} episodes)")
         ax.tick_params(axis="x", rotation=20)
-    for name, points in results["curves"].items():
-        if points:
+    if curves:
+        for name, points in curves.items():
             axes[2].plot(
                 [p["steps"] for p in points], [p["return_mean"] for p in points], "o-", label=name
             )
-    axes[2].axhline(
-        next(a for a in agents if a["trained_in"] == "nothing")["return_mean"],
-        color="grey",
-        ls="--",
-        label="random",
-    )
-    axes[2].set(title="real-game return while training", xlabel="agent steps")
-    axes[2].xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")
-    axes[2].legend()
+        axes[2].axhline(
+            next(a for a in agents if a["trained_in"] == "nothing")["return_mean"],
+            color="grey",
+            ls="--",
+            label="random",
+        )
+        axes[2].set(title="real-game return while training", xlabel="agent steps")
+        axes[2].xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")
+        axes[2].legend()
     fig.suptitle(f"{results['env']}: trained in the dream vs in the real game")
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")

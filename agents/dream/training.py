@@ -55,17 +55,26 @@ class DreamConfig:
     temperature: float = 1.0  # of the frame codes: < 1 steadier, easier dreams; > 1 wilder
     state_temperature: float | None = None  # of the game-variable tokens (None: as the codes)
     max_steps: int | None = None  # cut each dream after this many steps (None: the timeout)
-    # > 1: hits and deaths come more often, where the model expects them (see SamplingConfig)
+    # > 1: a dreamed game variable changes more often, where the model expects changes (see
+    # SamplingConfig): more hits and deaths, but also more pickups (health_gathering's medkits)
     state_change_odds: float = 1.0
     # > 0: each point of dreamed HEALTH lost costs this much reward in training (hits teach
     # before they kill; the real game's reward has no such term)
     damage_penalty: float = 0.0
+    # passes per dreamed frame (None: the world model's own, as play dreams it)
+    passes: int | None = None
 
-    def sampling(self) -> SamplingConfig:
+    def sampling(self, model: WorldModel | None = None) -> SamplingConfig:
+        """How the dream is drawn: this config's settings, and ``model``'s own number of passes
+        unless :attr:`passes` says otherwise."""
+        passes = self.passes
+        if passes is None and model is not None:
+            passes = model.sampling.passes or model.default_passes
         return SamplingConfig(
             temperature=self.temperature,
             state_temperature=self.state_temperature,
             state_change_odds=self.state_change_odds,
+            passes=passes,
         )
 
 
@@ -99,7 +108,12 @@ def dream_venv_factory(
     def make() -> VecEnv:
         try:
             venv = VecDreamEnv(
-                model, n_envs, data, model.env, max_steps=dream.max_steps, sampling=dream.sampling()
+                model,
+                n_envs,
+                data,
+                model.env,
+                max_steps=dream.max_steps,
+                sampling=dream.sampling(model),
             )
         except ValueError as e:  # no starts to dream from, a bad max_steps, ...
             raise UserError(str(e)) from None
@@ -232,10 +246,12 @@ def train_agent(
     evals: EvalConfig | None = None,
     resume: bool = False,
     progress: bool = True,
+    label: str = "train PPO",
 ) -> int:
     """Train (or continue) PPO in the envs of ``make_venv`` until ``config.steps`` env steps;
     writes ``run.agent_path`` and returns the env steps trained in all (PPO's own count, in
-    the saved state, is of decisions: ``config.action_repeat`` env steps each)."""
+    the saved state, is of decisions: ``config.action_repeat`` env steps each). ``label``
+    names the run in progress lines."""
     state = None
     if run.state_path.exists():
         if not resume:
@@ -261,7 +277,7 @@ def train_agent(
     callback = _Checkpoints(run, evals or EvalConfig(), done, seconds, repeat)
     callbacks: list[BaseCallback] = [callback]
     if progress and not to_terminal():  # rich's bar shows nothing in a log file
-        callbacks.append(ProgressLines(total - done, config.progress_unit))
+        callbacks.append(ProgressLines(total - done, config.progress_unit, label))
     try:
         model.learn(
             total_timesteps=total - done,
