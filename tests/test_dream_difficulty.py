@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,11 @@ def test_the_tool_prints_both_checks_and_refuses_a_wrong_dataset(
     out = capsys.readouterr().out
     assert "started k steps before a recorded hit" in out and "steps dreamed" not in out
     tc = save_frame_world_model(tiny_frame_world_model("take_cover", bank=False), tmp_path / "t.pt")
-    with pytest.raises(SystemExit, match=r"error: .* holds .health_gathering. data but .*: pass"):
+    with pytest.raises(SystemExit) as stop:
         tool.main(["--checkpoint", str(tc), "--data", str(hg_dataset)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert re.match(r"error: .* holds .health_gathering. data but .*: pass", err)
 
 
 @pytest.mark.parametrize(("certain_bin", "share"), [(0, 1.0), (84, 0.0)])

@@ -25,9 +25,9 @@ from agents.dream.training import DreamConfig, check_dreamable
 from agents.policies import RandomPolicy
 from agents.ppo import AgentError, load_agent
 from agents.scripted import sweep
-from worldmodel.checkpoint import CheckpointError
+from worldmodel.checkpoint import CheckpointError, write_atomic
 from worldmodel.cli.args import UserError, fail
-from worldmodel.cli.validate import at_least, between
+from worldmodel.cli.validate import at_least, between, writable_file
 from worldmodel.world_model import WorldModel
 
 
@@ -43,7 +43,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     # the dream's difficulty, as train.py --stage agent sets it (DreamConfig)
     p.add_argument("--temperature", type=float, default=1.0, help="of the frame codes")
     p.add_argument("--state-temperature", type=float, help="of the game state (default: as codes)")
-    p.add_argument("--state-change-odds", type=float, default=1.0)
+    p.add_argument(
+        "--state-change-odds",
+        type=float,
+        default=1.0,
+        help="multiply the odds that a dreamed game variable changes in a step",
+    )
+    p.add_argument(
+        "--passes", type=int, help="passes per dreamed frame (default: the world model's own)"
+    )
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
@@ -53,7 +61,12 @@ def run(args: argparse.Namespace) -> str:
     at_least("--starts", args.starts, 1)
     at_least("--dream-seeds", args.dream_seeds, 1)
     at_least("--threads", args.threads, 1)
+    between("--temperature", args.temperature, 0, 3)
+    between("--state-temperature", args.state_temperature, 0, 3)
     between("--state-change-odds", args.state_change_odds, 0.01, 1000)
+    at_least("--passes", args.passes, 1)
+    if args.json is not None:  # before minutes of play, not after them
+        writable_file("--json", args.json)
     for n in args.sweeps:
         at_least("--sweeps", n, 1)
     if not args.agents and not args.sweeps:
@@ -78,11 +91,21 @@ def run(args: argparse.Namespace) -> str:
         temperature=args.temperature,
         state_temperature=args.state_temperature,
         state_change_odds=args.state_change_odds,
+        passes=args.passes,
     )
+    try:
+        model.dreamer(1, dream.sampling(model))  # refuses passes this model cannot draw
+    except ValueError as e:
+        raise UserError(str(e)) from None
     ranking = rank_policies(model, policies, dream, args.starts, args.dream_seeds)
+    table = ranking.table(FRAME_SKIP)
     if args.json is not None:
-        args.json.write_text(json.dumps(ranking.to_dict(FRAME_SKIP), indent=1))
-    return ranking.table(FRAME_SKIP)
+        try:
+            write_atomic(args.json, json.dumps(ranking.to_dict(FRAME_SKIP), indent=1))
+        except OSError as e:  # the folder changed while it ran: the table is not lost
+            print(table, flush=True)
+            raise UserError(f"--json {args.json}: cannot write it ({e.strerror})") from None
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:
