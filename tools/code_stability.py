@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from worldmodel.checkpoint import CheckpointError
-from worldmodel.cli.args import fail
+from worldmodel.cli.args import UserError, fail
+from worldmodel.cli.validate import at_least, one_of
 from worldmodel.data import DatasetError, EpisodeStore
+from worldmodel.data.manifest import SPLITS
 from worldmodel.evaluation.metrics import capped_psnr
 from worldmodel.frames import to_model, to_uint8
 from worldmodel.world_model import WorldModel
@@ -74,16 +76,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tau", type=float, nargs="+", default=[0.0, 1.0, 4.0, 8.0])
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    if args.episodes < 1 or args.frames < 2 or min(args.tau) < 0:
-        fail("--episodes must be ≥ 1, --frames ≥ 2 and every --tau ≥ 0")
-    torch.set_num_threads(args.threads)
     try:
+        at_least("--episodes", args.episodes, 1)
+        at_least("--frames", args.frames, 2)
+        for tau in args.tau:
+            at_least("--tau", tau, 0)
+        at_least("--threads", args.threads, 1)
+        one_of("--split", args.split, (*SPLITS, "all"))
+        torch.set_num_threads(args.threads)
         model = WorldModel.load(args.checkpoint)
+        if "noop" not in model.action_names:
+            raise UserError(f"{model.env} has no noop action; this measures codes under noop")
         store = EpisodeStore(args.data, args.split, env=model.env)
-    except (CheckpointError, DatasetError, FileNotFoundError) as e:
+    except (CheckpointError, DatasetError, UserError) as e:
         fail(str(e))
-    if "noop" not in model.action_names:
-        fail(f"{model.env} has no noop action; this measures codes under noop")
     results = measure(model, store, args.episodes, args.frames, args.tau)
     print("| tau | reconstruction PSNR (dB) | codes unchanged, noop steps | all steps |")
     print("|---|---|---|---|")

@@ -29,10 +29,12 @@ from pathlib import Path
 import imageio.v3 as iio
 import torch
 
-from worldmodel.checkpoint import CheckpointError, load_checkpoint
-from worldmodel.cli.args import fail
+from worldmodel.checkpoint import CheckpointError, load_checkpoint, write_all_atomic
+from worldmodel.cli import validate
+from worldmodel.cli.args import UserError, fail
 from worldmodel.config import VQVAEConfig, from_dict
 from worldmodel.data import DatasetError, EpisodeStore
+from worldmodel.data.manifest import SPLITS
 from worldmodel.evaluation.decoders import (
     DecoderScores,
     real_clips,
@@ -62,7 +64,7 @@ def print_table(what: str, scores: dict[str, DecoderScores]) -> None:
         print(f"| {name} | {s.psnr:.2f} | {s.ssim:.3f} | {s.detail_ratio:.2f} | {fvd} |")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument("--decoder", action="append", required=True, metavar="NAME=CHECKPOINT")
@@ -76,20 +78,51 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/compare-decoders"))
     p.add_argument("--stills", type=Path, help="PNG of real vs each decoder, a few frames")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return p.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> dict[str, Path]:
+    """Every flag and path, before any work; returns the decoders' checkpoints by name."""
+    validate.one_of("--split", args.split, (*SPLITS, "all"))
+    validate.at_least("--clips", args.clips, 1)
+    validate.at_least("--length", args.length, 2)
+    validate.at_least("--seed", args.seed, 0)
+    validate.at_least("--context", args.context, 1)
+    validate.at_least("--threads", args.threads, 1)
+    validate.existing_file("--i3d", args.i3d, validate.I3D_HINT)
+    if args.i3d is not None and args.length < 9:
+        raise UserError("FVD needs at least 9 frames per clip: use --length 16, or no --i3d")
+    validate.existing_file("--world-model", args.world_model)
+    paths: dict[str, Path] = {}
+    for item in args.decoder:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--decoder expects NAME=CHECKPOINT, got {item!r}")
+        if name in paths:
+            raise UserError(f"--decoder {item}: the name {name!r} is given twice")
+        validate.existing_file("--decoder", Path(path))
+        paths[name] = Path(path)
+    validate.writable_dir("--out", args.out)
+    if args.stills is not None:
+        if args.stills.suffix.lower() != ".png":
+            raise UserError(f"--stills needs a .png file name, got {args.stills.name!r}")
+        validate.writable_file("--stills", args.stills)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     t0 = time.perf_counter()
     try:
+        paths = check_args(args)
+        if args.threads:
+            torch.set_num_threads(args.threads)
         decoders, prints = {}, set()
-        for item in args.decoder:
-            name, sep, path = item.partition("=")
-            if not sep:
-                raise ValueError(f"--decoder expects NAME=CHECKPOINT, got {item!r}")
-            decoders[name], fingerprint = load_tokenizer(Path(path))
+        for name, path in paths.items():
+            decoders[name], fingerprint = load_tokenizer(path)
             prints.add(fingerprint)
         if len(prints) > 1:
-            raise ValueError("the decoders belong to tokenizers with different codes")
+            raise UserError("the decoders belong to tokenizers with different codes")
         store = EpisodeStore(args.data, args.split)
         real, _ = real_clips(store, args.clips, args.length, args.seed)
         recons = reconstructions(next(iter(decoders.values())), decoders, real)
@@ -106,14 +139,13 @@ def main() -> None:
         if args.world_model is not None:
             model = WorldModel.load(args.world_model)
             if frozen_fingerprint(model.tokenizer.state_dict()) not in prints:
-                raise ValueError("--world-model's tokenizer gives other codes than the decoders'")
+                raise UserError("--world-model's tokenizer gives other codes than the decoders'")
             ol = open_loop(model, store, args.clips, args.context, args.length, seed=args.seed)
             dreams = redecode(decoders, ol.codes, args.length // model.frames_per_step)
             dream_real = features(ol.real) if features is not None else None
             dream_scores = score_decoders(ol.real, dreams, features, dream_real)
-    except (CheckpointError, DatasetError, ValueError, FileNotFoundError) as e:
+    except (CheckpointError, DatasetError, UserError, ValueError) as e:
         fail(str(e))
-    args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "split": args.split,
         "clips": args.clips,
@@ -126,7 +158,16 @@ def main() -> None:
         "dream": {n: vars(s) for n, s in dream_scores.items()},
         "seconds": time.perf_counter() - t0,
     }
-    (args.out / "decoders.json").write_text(json.dumps(result, indent=1))
+    files: dict[Path, bytes | str] = {args.out / "decoders.json": json.dumps(result, indent=1)}
+    if args.stills is not None:
+        n = min(4, args.clips)
+        picks = [(i * (args.clips // n), args.length - 1) for i in range(n)]
+        image = stills(real, list(recons.values()), picks, scale=4)
+        files[args.stills] = iio.imwrite("<bytes>", image, extension=".png")
+    try:
+        write_all_atomic(files)
+    except OSError as e:
+        fail(f"writing {e.filename or args.out} failed ({e.strerror})")
     print(f"{args.clips} {args.split} clips of {args.length} frames")
     print_table("reconstruction", scores)
     if floor is not None:
@@ -134,11 +175,6 @@ def main() -> None:
     if dream_scores:
         print()
         print_table("dream", dream_scores)
-    if args.stills is not None:
-        n = min(4, args.clips)
-        picks = [(i * (args.clips // n), args.length - 1) for i in range(n)]
-        args.stills.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(args.stills, stills(real, list(recons.values()), picks, scale=4))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ from agents.dream.training import AgentRun, EvalConfig, real_venv_factory, train
 from agents.ppo import AgentError, PPOConfig, load_agent
 from agents.scenarios import UnknownEnvError, get_scenario
 from agents.scoring import score_real
+from worldmodel.checkpoint import write_atomic
 from worldmodel.cli.args import UserError, add_dataclass_flags, dataclass_from_args, fail
-from worldmodel.cli.validate import above, at_least
+from worldmodel.cli.validate import above, at_least, writable_dir
 
 # train.py --stage agent's defaults where they differ from PPOConfig's; the last action shown
 SCREEN = PPOConfig(steps=200_000, n_envs=16, prev_action=True)
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> dict:
     above("--learning-rate", config.learning_rate, 0)
     at_least("--episodes", args.episodes, 1)
     at_least("--threads", args.threads, 1)
+    writable_dir("--out", args.out)
     torch.set_num_threads(args.threads)
     run = AgentRun(args.out, args.env, {"trained_in": "real game"})
     start = time.time()
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> dict:
         "tics_mean": float(tics.mean()),
         "tics_std": float(tics.std()),
     }
-    (args.out / "score.json").write_text(json.dumps(result, indent=1))
+    write_atomic(args.out / "score.json", json.dumps(result, indent=1))
     return result
 
 

@@ -13,15 +13,23 @@ import argparse
 from agents.doom_env import make_env
 from agents.scoring import EVAL_SEED, episode_cap, play_real
 from agents.scripted import Hold, sweep
+from worldmodel.cli.args import UserError, fail
+from worldmodel.cli.validate import at_least
 
 ENV = "take_cover"  # actions: noop, move_left, move_right
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--sweeps", type=int, nargs="*", default=[4, 10, 20, 30])
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    try:
+        at_least("--episodes", args.episodes, 1)
+        for n in args.sweeps:
+            at_least("--sweeps", n, 1)
+    except UserError as e:
+        fail(str(e))
     seeds = list(range(EVAL_SEED, EVAL_SEED + args.episodes))
     cap = episode_cap(ENV)
     env = make_env(ENV)
