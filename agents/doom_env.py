@@ -95,17 +95,23 @@ class DoomEnv(gym.Env):
         game.set_screen_format(vzd.ScreenFormat.RGB24)
         game.set_mode(vzd.Mode.PLAYER)
         game.set_available_buttons([getattr(vzd.Button, b) for b in scenario.buttons])
+        for name in scenario.variables:
+            variable = getattr(vzd.GameVariable, name)
+            if variable not in game.get_available_game_variables():
+                game.add_available_game_variable(variable)
         game.init()
         return game
 
     @property
     def rules(self) -> dict[str, float]:
-        """The scenario's reward and timeout settings, as its config file sets them."""
+        """The scenario's reward and timeout settings, as its config file (and, for the reward
+        per kill, its map script: :attr:`Scenario.kill_reward`) sets them."""
         return {
             "living_reward": float(self._game.get_living_reward()),
             "death_penalty": float(self._game.get_death_penalty()),
             "episode_timeout_tics": float(self._timeout),
             "frame_skip": float(self.frame_skip),
+            "kill_reward": float(self.scenario.kill_reward),
         }
 
     def _game_variables(self) -> np.ndarray:

@@ -14,12 +14,18 @@ DEFAULT_ENV = "health_gathering"
 
 @dataclass(frozen=True)
 class Scenario:
-    """One ViZDoom scenario: its config file, buttons, and the discrete actions we expose."""
+    """One ViZDoom scenario: its config file, buttons, and the discrete actions we expose.
+
+    ``variables`` are game variables recorded besides those its config makes available (the
+    world model carries them as state); ``kill_reward`` is the reward its map script gives per
+    kill, which no config file states (the dream pays it per dreamed kill)."""
 
     name: str
     config: str
     buttons: tuple[str, ...]
     actions: tuple[tuple[str, tuple[str, ...]], ...]
+    variables: tuple[str, ...] = ()
+    kill_reward: float = 0.0
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -69,6 +75,8 @@ SCENARIOS: dict[str, Scenario] = {
                 ("attack_left", ("ATTACK", "TURN_LEFT")),
                 ("attack_right", ("ATTACK", "TURN_RIGHT")),
             ),
+            variables=("KILLCOUNT",),
+            kill_reward=1.0,  # defend_the_center.acs: +1 per monster killed
         ),
         Scenario(
             "basic",

@@ -195,3 +195,26 @@ def test_teacher_forced_state_scores_every_step_once_and_finds_the_death(trained
     # trained 400 steps gets most steps exactly (how close varies with the torch/numpy build)
     assert ev.mae()[0] < 2.0
     assert ev.termination() == {"precision": 1.0, "recall": 1.0, "deaths": 8, "predicted": 8}
+
+
+def test_kills_pay_the_scenario_reward_and_death_costs_its_penalty() -> None:
+    game = GameState(("AMMO2", "HEALTH", "KILLCOUNT"), GameRules(0.0, 1.0, 4, 2100, 1.0))
+    before = np.array([[20.0, 80.0, 3.0], [20.0, 10.0, 3.0], [5.0, 50.0, 7.0]])
+    after = np.array([[19.0, 80.0, 5.0], [20.0, -4.0, 3.0], [5.0, 50.0, 7.0]])
+    assert game.reward(after, before).tolist() == [2.0, -1.0, 0.0]
+    assert game.kills(after, before).tolist() == [2.0, 0.0, 0.0]
+    assert game.reward(after).tolist() == [0.0, -1.0, 0.0]  # no step before: no kills known
+    assert GameRules.from_manifest({"kill_reward": 1.0}).kill_reward == 1.0
+
+
+def test_defend_the_center_records_kills_and_states_its_kill_reward() -> None:
+    from agents.doom_env import make_env
+
+    env = make_env("defend_the_center", seed=0)
+    try:
+        _, info = env.reset(seed=0)
+        assert env.variable_names == ("AMMO2", "HEALTH", "KILLCOUNT")
+        assert info["game_variables"].tolist() == [26.0, 100.0, 0.0]
+        assert env.rules["kill_reward"] == 1.0 and env.rules["death_penalty"] == 1.0
+    finally:
+        env.close()

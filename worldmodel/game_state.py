@@ -7,7 +7,8 @@ reward and ``terminated`` from :meth:`GameState.reward` and :meth:`GameState.dea
 shows :meth:`GameState.describe`, and the evaluation compares predicted and real values.
 
 Rules are the scenario's own (from its ViZDoom config, recorded in the dataset's manifest):
-``living_reward`` per tic times ``frame_skip`` tics per step, minus ``death_penalty`` on the step
+``living_reward`` per tic times ``frame_skip`` tics per step, plus ``kill_reward`` per kill
+(KILLCOUNT rising; defend_the_center's map script pays 1), minus ``death_penalty`` on the step
 the player dies (HEALTH reaching 0 or below).
 """
 
@@ -47,6 +48,7 @@ class GameRules:
     death_penalty: float = 0.0
     frame_skip: int = 4
     episode_timeout_tics: int = 0  # 0: none
+    kill_reward: float = 0.0  # per KILLCOUNT point gained in a step
 
     @property
     def timeout_steps(self) -> int | None:
@@ -61,6 +63,7 @@ class GameRules:
             death_penalty=float(rules.get("death_penalty", 0.0)),
             frame_skip=int(rules.get("frame_skip", 4)),
             episode_timeout_tics=int(rules.get("episode_timeout_tics", 0)),
+            kill_reward=float(rules.get("kill_reward", 0.0)),
         )
 
 
@@ -88,6 +91,17 @@ class GameState:
     def health_index(self) -> int | None:
         return self.names.index("HEALTH") if "HEALTH" in self.names else None
 
+    def index(self, name: str) -> int | None:
+        """Where variable ``name`` (e.g. ``AMMO2``, ``KILLCOUNT``) is, None if not carried."""
+        return self.names.index(name) if name in self.names else None
+
+    def kills(self, values: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """(..., V) values after and before a step -> (...) kills made in that step."""
+        k = self.index("KILLCOUNT")
+        if k is None:
+            return np.zeros(np.asarray(values).shape[:-1])
+        return np.maximum(np.asarray(values)[..., k] - np.asarray(before)[..., k], 0.0)
+
     def quantize(self, values: np.ndarray) -> np.ndarray:
         """(..., V) float game variables -> (..., V) int64 bins."""
         values = np.asarray(values, dtype=np.float64)
@@ -108,11 +122,15 @@ class GameState:
             return np.zeros(values.shape[:-1], dtype=bool)
         return values[..., h] <= 0
 
-    def reward(self, values: np.ndarray) -> np.ndarray:
-        """(..., V) values after a step -> (...) float64 reward of that step, by the rules."""
+    def reward(self, values: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
+        """(..., V) values after a step (and ``before`` it, for the kills it made) -> (...)
+        float64 reward of that step, by the rules."""
         r = self.rules
         dead = self.dead(values)
-        return r.living_reward * r.frame_skip - r.death_penalty * dead.astype(np.float64)
+        reward = r.living_reward * r.frame_skip - r.death_penalty * dead.astype(np.float64)
+        if r.kill_reward and before is not None:
+            reward = reward + r.kill_reward * self.kills(values, before)
+        return reward
 
     def describe(self, values: np.ndarray) -> str:
         """``HEALTH 84`` style text of one frame's (V,) values."""

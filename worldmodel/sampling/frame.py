@@ -281,6 +281,7 @@ class FrameDreamer:
         t0 = time.perf_counter()
         new, state_logits = self._draw(acts)
         step_codes = new.view(self.batch, 1, c.height, c.width)
+        before = self.variables
         for v, logits in enumerate(state_logits):
             self.state[:, v] = self._sample_state(logits[:, 0], v)
         previous = self.codes[:, -1]
@@ -302,7 +303,7 @@ class FrameDreamer:
         return DreamStep(
             frames=frames,
             codes=step_codes[:, 0],
-            reward=self.game.reward(variables).astype(np.float32),
+            reward=self.game.reward(variables, before).astype(np.float32),
             done_prob=dead.astype(np.float32),
             variables=variables,
         )
