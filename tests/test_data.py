@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -90,6 +91,71 @@ def test_truncated_episode_file_is_skipped_by_name_or_refused(
     assert len(store) == 7
     with pytest.raises(DatasetError, match=r"ep_000002\.h5"):
         EpisodeStore(data, "train", on_corrupt="raise")
+
+
+def _out_of_range_action(path: Path) -> None:
+    episode = read_episode(path)
+    episode.actions[5] = 99
+    write_episode(path, episode)
+
+
+def _small_frames(path: Path) -> None:
+    episode = read_episode(path)
+    episode.frames = np.ascontiguousarray(episode.frames[:, ::2, ::2])
+    write_episode(path, episode)
+
+
+def _short_rewards(path: Path) -> None:
+    with h5py.File(path, "r+") as f:
+        rewards = f["rewards"][:-1]
+        del f["rewards"]
+        f.create_dataset("rewards", data=rewards)
+
+
+def _two_variables(path: Path) -> None:
+    episode = read_episode(path)
+    episode.variables = np.repeat(episode.variables, 2, axis=1)
+    write_episode(path, episode)
+
+
+def _listed_longer(path: Path) -> None:
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    manifest["episodes"][2]["length"] += 3
+    (path.parent / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_out_of_range_action, "action 99 at step 5 is outside the dataset's 6 actions"),
+        (_small_frames, "frames of 32x32x3 uint8, the dataset's are 64x64x3 uint8"),
+        (_short_rewards, "array lengths do not match"),
+        (_two_variables, "2 game variables per frame, the manifest names 1 (HEALTH)"),
+        (_listed_longer, "steps, but the manifest lists"),
+    ],
+)
+def test_an_episode_unlike_its_manifest_is_named_when_the_dataset_opens(
+    hg_dataset: Path, tmp_path: Path, damage, problem: str
+) -> None:
+    """Found at opening, with the file and the problem named: skipped with a warning (the
+    default, as a damaged file is), or refused with on_corrupt="raise"; dreams from the rest
+    start and run."""
+    from tests.conftest import tiny_frame_world_model
+    from worldmodel.dream.env import VecDreamEnv
+
+    data = _damaged_copy(hg_dataset, tmp_path / "unlike")
+    damage(data / "ep_000002.h5")
+    with pytest.warns(UserWarning, match=f"skipping ep_000002.h5: .*{re.escape(problem)}"):
+        store = EpisodeStore(data, "train")
+    assert len(store) == 7 and 2 not in [e.index for e in store.entries]
+    with pytest.raises(DatasetError, match=f"ep_000002.h5: .*{re.escape(problem)}"):
+        EpisodeStore(data, "train", on_corrupt="raise")
+    with pytest.warns(UserWarning, match="ep_000002.h5"):
+        env = VecDreamEnv(tiny_frame_world_model(bank=False), 2, data, max_steps=2)
+    env.reset(seed=0)
+    for _ in range(4):
+        env.step(np.zeros(2, dtype=np.int64))
+    env.close()
 
 
 def test_corrupt_frames_inside_a_valid_file_do_not_stop_reading(

@@ -21,9 +21,11 @@ from worldmodel.data.manifest import DatasetError, EpisodeEntry, Manifest, load_
 class EpisodeStore:
     """The episodes of one split of a dataset folder, opened lazily.
 
-    Files that are missing or damaged are reported by name and skipped (``on_corrupt="skip"``)
-    or refused (``on_corrupt="raise"``), here at construction or later at first read, so that
-    a long training run never stops halfway because of one bad file.
+    Files that are missing, damaged or do not hold what the manifest says (another length,
+    frames of another size, an action outside the dataset's actions, another number of game
+    variables) are reported by name and problem and skipped (``on_corrupt="skip"``) or refused
+    (``on_corrupt="raise"``), here at construction, or (data damaged inside a chunk) at first
+    read, so that a long training run never stops halfway because of one bad file.
     """
 
     def __init__(
@@ -45,7 +47,8 @@ class EpisodeStore:
         self.skipped: list[str] = []
         for entry in self.manifest.split(split):
             try:
-                open_episode(self.root / entry.file).close()
+                with open_episode(self.root / entry.file) as f:
+                    check_against_manifest(f, entry, self.manifest)
             except (CorruptEpisodeError, FileNotFoundError) as e:
                 self._report(str(e))
                 continue
@@ -112,6 +115,42 @@ class EpisodeStore:
     def close(self) -> None:
         while self._open:
             self._open.popitem()[1].close()
+
+
+def check_against_manifest(f: h5py.File, entry: EpisodeEntry, manifest: Manifest) -> None:
+    """Raise :class:`CorruptEpisodeError`, naming the file and the problem, unless the open
+    episode file ``f`` (its structure already checked) holds what ``manifest`` describes: the
+    entry's length, frames of the dataset's resolution, actions the dataset has, and one value
+    per game variable. Reads the actions, never the frames."""
+    name, t = entry.file, int(f.attrs["length"])
+    if t != entry.length:
+        raise CorruptEpisodeError(f"{name}: {t} steps, but the manifest lists {entry.length}")
+    h, w = manifest.resolution
+    shape, dtype = f["frames"].shape[1:], f["frames"].dtype
+    if shape != (h, w, 3) or dtype != np.uint8:
+        got = "x".join(map(str, shape))
+        raise CorruptEpisodeError(
+            f"{name}: frames of {got} {dtype}, the dataset's are {h}x{w}x3 uint8"
+        )
+    n = len(manifest.action_names)
+    try:
+        actions = f["actions"][()]
+    except (OSError, ValueError) as e:  # a damaged chunk
+        raise CorruptEpisodeError(f"{name}: unreadable actions ({e})") from None
+    outside = np.flatnonzero((actions < 0) | (actions >= n))
+    if len(outside):
+        i = int(outside[0])
+        raise CorruptEpisodeError(
+            f"{name}: action {int(actions[i])} at step {i} is outside the dataset's {n} actions "
+            f"(0-{n - 1}; {len(outside)} such step{'s' if len(outside) > 1 else ''})"
+        )
+    if manifest.has_variables and "variables" in f:
+        v, want = f["variables"].shape[1], len(manifest.variable_names)
+        if v != want:
+            raise CorruptEpisodeError(
+                f"{name}: {v} game variables per frame, the manifest names {want} "
+                f"({', '.join(manifest.variable_names)})"
+            )
 
 
 class WindowDataset:
