@@ -2,7 +2,8 @@
 
 Keys: arrows or WASD to move and turn (Q/E strafe, space fires where the scenario can), R
 restart, P pause, T/G temperature, TAB hand control to the PPO agent and back, H help, ESC quit.
---mode side-by-side runs the real game next to the dream under the same keys.
+--mode side-by-side runs the real game next to the dream under the same keys; there C re-syncs
+the dream to the game (starts it again from the game's current frames and game variables).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from agents.play.loop import Controller, PlayOptions, run
+from agents.play.loop import REPLAYED_SAMPLING, Controller, PlayOptions, run
+from agents.play.recorder import read_header
 from agents.play.session import MODES, PlaySession
 from agents.play.window import NoDisplayError
 from agents.ppo import AgentError, find_agent, load_agent
@@ -41,7 +43,7 @@ def default_checkpoint(env: str) -> Path:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--env", default=DEFAULT_ENV, help="scenario (default: %(default)s)")
+    p.add_argument("--env", help=f"scenario (default: {DEFAULT_ENV}, or the replayed recording's)")
     p.add_argument("--checkpoint", type=Path, help="world model .pt (default: the shipped one)")
     p.add_argument("--mode", choices=MODES, default="dream", help="what to show")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -88,9 +90,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "or script:FILE (action names/indices per line, or a recorded .json)",
     )
     p.add_argument("--agent", type=Path, help="PPO agent for TAB / --policy agent")
-    p.add_argument("--seed", type=int, default=0, help="seed of the real start and the dream")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the real start and the dream (default: 0, or the replayed recording's)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     return p.parse_args(argv)
+
+
+def as_recorded(args: argparse.Namespace) -> None:
+    """Fill in --env, --seed and the sampling flags not given: a recording's own (``--policy
+    script:FILE.actions.json``) so that it replays the dream it recorded, else the defaults.
+    An --env or --seed other than the recording's is refused: its dream would differ from the
+    first frame on."""
+    policy = args.policy or ""
+    script = Path(policy[len("script:") :]) if policy.startswith("script:") else None
+    header = {}
+    if script is not None and script.suffix == ".json" and script.is_file():
+        header = read_header(script)
+    for flag, default in (("env", DEFAULT_ENV), ("seed", 0)):
+        given, recorded = getattr(args, flag), header.get(flag)
+        if given is not None and recorded is not None and given != recorded:
+            raise UserError(
+                f"--{flag} {given}: {script} was recorded with --{flag} {recorded}, and replays "
+                f"the same dream only with it; leave --{flag} out (or pass --{flag} {recorded})"
+            )
+        if given is None:
+            setattr(args, flag, default if recorded is None else recorded)
+    for name, value in (header.get("sampling") or {}).items():
+        if name in REPLAYED_SAMPLING and getattr(args, name) is None:
+            setattr(args, name, value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     policy = args.policy or ("random" if args.headless else "human")
     with sigterm_as_interrupt():
         try:
+            as_recorded(args)
             scenario = get_scenario(args.env)
             device = validate.play_args(args)
             torch.set_num_threads(args.threads)
@@ -124,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         except (UnknownEnvError, CheckpointError, AgentError, UserError, ValueError, OSError) as e:
             fail(str(e))
+        except KeyboardInterrupt:
+            interrupted("stopped before play began")
         options = PlayOptions(
             scale=args.scale,
             fps=args.fps if args.fps is not None else (0.0 if args.headless else 15.0),
@@ -134,17 +167,20 @@ def main(argv: list[str] | None = None) -> None:
             device=device,
         )
         try:
-            summary = run(session, options, controller)
+            summary = run(session, options, controller)  # Ctrl-C ends it with a full summary
         except NoDisplayError as e:
             fail(str(e))
-        except KeyboardInterrupt:
-            kept = f": the recording so far is in {args.record}" if args.record else ""
-            interrupted(f"stopped after the step in play{kept}")
+        except KeyboardInterrupt:  # while the window or the recording closed
+            summary = None
         finally:
             session.close()
-    print(summary.line(args.mode, device))
-    if args.record:
-        print(f"recorded {summary.frames} frames to {args.record}")
+    if summary is not None:
+        print(summary.line(args.mode, device))
+        if args.record:
+            print(f"recorded {summary.frames} frames to {args.record}")
+    if summary is None or summary.interrupted:
+        kept = f": the recording so far is in {args.record}" if args.record else ""
+        interrupted(f"stopped after the step in play{kept}")
 
 
 if __name__ == "__main__":

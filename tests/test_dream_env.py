@@ -4,6 +4,7 @@ row restarts, refusals, registration, and PPO training inside a tiny dream."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from worldmodel.config import PRIOR_PRESETS, VQVAE_PRESETS, prior_config_for
 from worldmodel.data import DatasetError, EpisodeStore
 from worldmodel.dream.env import SCENARIO_NAMES, DreamEnv, VecDreamEnv
 from worldmodel.prior.raster import Prior
+from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.tokenizer.vqvae import VQVAE
 from worldmodel.world_model import WorldModel
 
@@ -188,6 +190,31 @@ def test_bad_inputs_are_refused(model: WorldModel, checkpoint: Path, hg_dataset:
         VecDreamEnv(model, num_envs=2, real_env=gym.make("CartPole-v1"))
     with pytest.raises(ValueError, match="real_env has actions"):
         DreamEnv(model, real_env=gym.make("CartPole-v1"))
+    for count in (2.5, "3", True):
+        with pytest.raises(TypeError, match=f"num_envs must be a whole number .*{count!r}"):
+            VecDreamEnv(model, num_envs=count, data=hg_dataset)
+    with pytest.raises(ValueError, match="num_envs must be at least 1, got 0"):
+        VecDreamEnv(model, num_envs=0, data=hg_dataset)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"temperature": -1.0}, "temperature must be at least 0 (0: greedy), got -1.0"),
+        ({"temperature": float("nan")}, "temperature must be at least 0 (0: greedy), got nan"),
+        ({"top_p": 0.0}, "top_p must be in (0, 1]"),
+        ({"keep_likely": 1.5}, "keep_likely must be in [0, 1]"),
+        ({"passes": 0}, "passes must be at least 1"),
+        ({"state_change_odds": 0.0}, "state_change_odds must be greater than 0"),
+        ({"state_temperature": -0.5}, "state_temperature must be at least 0"),
+    ],
+)
+def test_a_sampling_no_dream_can_use_is_refused_by_name(setting: dict, message: str) -> None:
+    """Not read as something else (a negative temperature as greedy decoding)."""
+    with pytest.raises(ValueError, match=re.escape(f"SamplingConfig.{message}")):
+        SamplingConfig(**setting)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dataclasses.replace(SamplingConfig(), **setting)
 
 
 def test_registered_id_makes_the_saved_dream(

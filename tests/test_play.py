@@ -113,6 +113,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str
 
 
 def test_cli_plays_headless_and_replays_a_recording(tiny_model_path: Path, tmp_path: Path) -> None:
+    """The replay takes the recording's seed (and env and sampling) without being told."""
     record = tmp_path / "a.gif"
     first = _cli(
         "--checkpoint",
@@ -122,6 +123,10 @@ def test_cli_plays_headless_and_replays_a_recording(tiny_model_path: Path, tmp_p
         "10",
         "--mode",
         "side-by-side",
+        "--seed",
+        "3",
+        "--top-p",
+        "0.9",
         "--record",
         str(record),
     )
@@ -139,10 +144,34 @@ def test_cli_plays_headless_and_replays_a_recording(tiny_model_path: Path, tmp_p
         str(tmp_path / "b.gif"),
     )
     assert replay.returncode == 0, replay.stderr
-    a = json.loads((tmp_path / "a.actions.json").read_text())["steps"]
-    b = json.loads((tmp_path / "b.actions.json").read_text())["steps"]
+    a = json.loads((tmp_path / "a.actions.json").read_text())
+    b = json.loads((tmp_path / "b.actions.json").read_text())
+    assert b["seed"] == a["seed"] == 3 and b["sampling"]["top_p"] == a["sampling"]["top_p"] == 0.9
+    a, b = a["steps"], b["steps"]
     assert [s["action"] for s in a] == [s["action"] for s in b]
     assert [s["reward_pred"] for s in a] == [s["reward_pred"] for s in b]  # same dream
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--seed", "4"], "--seed 4: {log} was recorded with --seed 3, and replays the same dream"),
+        (["--env", "take_cover"], "--env take_cover: {log} was recorded with --env health_gath"),
+    ],
+)
+def test_a_replay_with_another_seed_or_env_is_refused_in_one_line(
+    tmp_path: Path, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import entry_point
+
+    log = tmp_path / "s.actions.json"
+    log.write_text(json.dumps({"env": "health_gathering", "seed": 3, "steps": [{"action": 1}]}))
+    argv = ["--mode", "real", "--headless", "--policy", f"script:{log}", *flags]
+    with pytest.raises(SystemExit) as stop:
+        entry_point("play")(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: " + message.format(log=log))
 
 
 def test_no_display_is_a_clear_error_not_a_hang(tiny_model_path: Path) -> None:
@@ -153,6 +182,23 @@ def test_no_display_is_a_clear_error_not_a_hang(tiny_model_path: Path) -> None:
     }
     result = _cli("--checkpoint", str(tiny_model_path), env=env)
     assert result.returncode == 2 and "--headless" in result.stderr
+
+
+def test_sdl_says_nothing_that_looks_like_our_error_lines() -> None:
+    """Without a usable XDG_RUNTIME_DIR (containers, ssh, CI) SDL prints ``error:
+    XDG_RUNTIME_DIR is invalid``; play's window and the dream's human render give it a private
+    folder first."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "SDL_VIDEODRIVER")}
+    code = (
+        "import os, pygame; from worldmodel.dream.env import sdl_runtime_dir; "
+        "sdl_runtime_dir(); pygame.display.init(); print(oct(os.stat("
+        "os.environ['XDG_RUNTIME_DIR']).st_mode & 0o777))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "error" not in result.stderr.lower() and result.stdout.strip() == "0o700"
 
 
 @pytest.mark.parametrize(
@@ -242,3 +288,66 @@ def test_a_session_can_keep_the_pixels_of_unchanged_codes() -> None:
     finally:
         session.close()
         steady.close()
+
+
+def test_resync_starts_the_dream_again_from_the_real_game_now() -> None:
+    """Side by side, C restarts the dream from the real game's latest frames and HEALTH (and
+    its steps and return); the dream then goes on from there."""
+    from tests.conftest import tiny_frame_world_model
+
+    session = PlaySession("health_gathering", "side-by-side", tiny_frame_world_model(), seed=1)
+    try:
+        session.restart()
+        for action in (1, 1, 2, 1, 3):
+            session.step(action)
+        real, starts = session.real_score, []
+        start = session.dreamer.start
+        session.dreamer.start = lambda *a: (starts.append(a), start(*a))[1]
+        view = session.resync()
+        assert view is not None and view.dream[0] is session.real_frame
+        assert session.dream_frame is session.real_frame
+        assert (session.dream_score.steps, session.dream_score.ret) == (real.steps, real.ret)
+        assert session.dream_score.variables[0] == real.variables[0]
+        ((frames, actions, variables),) = starts  # (1, n, ...): the real game's last n frames
+        assert frames.shape[1] == session.warmup + 1
+        assert (frames[0, -1] == session.real_frame).all() and actions[0, -1] == 3
+        assert variables[0, -1, 0] == real.variables[0]
+        steps = real.steps
+        after = session.step(1)
+        assert len(after.dream) == 1 and session.dream_score.steps == steps + 1
+    finally:
+        session.close()
+    dream_only = PlaySession("health_gathering", "dream", tiny_frame_world_model(), seed=1)
+    try:
+        dream_only.restart()
+        assert dream_only.resync() is None  # nothing real to catch up with
+    finally:
+        dream_only.close()
+
+
+def test_a_resync_is_recorded_and_replayed(tmp_path: Path) -> None:
+    from agents.play.loop import CONTROLS
+    from tests.conftest import tiny_frame_world_model
+
+    assert any("re-sync" in line for line in CONTROLS)  # the help overlay lists the key
+    model = tiny_frame_world_model()
+
+    def play(policy: str, record: Path, on_frame=None) -> list[dict]:
+        session = PlaySession("health_gathering", "side-by-side", model, seed=2)
+        names = list(session.scenario.action_names)
+        try:
+            options = PlayOptions(headless=True, steps=10, fps=0, record=record)
+            run(session, options, Controller(policy, len(names), names, 0, None), on_frame)
+        finally:
+            session.close()
+        return json.loads(record.with_name(record.stem + ".actions.json").read_text())["steps"]
+
+    def resync_at_5(frame: int) -> None:
+        if frame == 5:
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_c))
+
+    first = play("random", tmp_path / "a.gif", resync_at_5)
+    assert [i for i, s in enumerate(first) if s.get("resync")] == [4]
+    again = play(f"script:{tmp_path / 'a.actions.json'}", tmp_path / "b.gif")
+    assert [s.get("resync", False) for s in again] == [s.get("resync", False) for s in first]
+    assert [s["reward_pred"] for s in again] == [s["reward_pred"] for s in first]  # same dream

@@ -20,7 +20,12 @@ from agents.policies import Policy, new_episode
 
 CONTROLS = [
     "R restart   P pause   T/G temperature up/down   TAB you <-> agent   H help   ESC quit",
+    "C (side by side) re-sync: the dream starts again from the real game's frames and state",
 ]
+
+
+# The sampling settings a recording keeps and a replay dreams with (play.py's sampling flags)
+REPLAYED_SAMPLING = ("temperature", "top_p", "passes", "keep_likely", "copy_unchanged")
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Summary:
     seconds: float = 0.0
     frame_times: list[float] = field(default_factory=list)  # key read -> frame on screen
     parts: dict[str, list[float]] = field(default_factory=dict)
+    interrupted: bool = False  # stopped by Ctrl-C (or a kill) rather than ESC or --steps
 
     def median_fps(self) -> float:
         return 1.0 / float(np.median(self.frame_times)) if self.frame_times else 0.0
@@ -55,18 +61,32 @@ class Summary:
         )
 
 
-def load_script(path: Path, action_names: list[str]) -> tuple[list[int], bool, list[float]]:
-    """Actions from a recorded ``.actions.json`` (replayed once, with the temperature of each
-    step) or a text file with one action name or index per line (repeated, no temperatures)."""
+@dataclass
+class Script:
+    """Actions to play in turn: a recording's (once; with the temperature of each step and
+    the steps before which the player re-synced the dream) or a text file's (repeated)."""
+
+    actions: list[int]
+    repeat: bool
+    temperatures: list[float] = field(default_factory=list)
+    resyncs: set[int] = field(default_factory=set)  # positions of the steps after a re-sync
+
+
+def load_script(path: Path, action_names: list[str]) -> Script:
+    """Actions from a recorded ``.actions.json`` or a text file with one action name or index
+    per line."""
     text = path.read_text()
     if path.suffix == ".json":
         try:
             steps = json.loads(text)["steps"]
             actions = [int(s["action"]) for s in steps]
             temperatures = [float(s["temperature"]) for s in steps if "temperature" in s]
-        except (ValueError, KeyError, TypeError) as e:
+            resyncs = {i for i, s in enumerate(steps) if s.get("resync")}
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"{path} is not a recorded action log ({type(e).__name__})") from None
-        return actions, False, temperatures if len(temperatures) == len(actions) else []
+        if len(temperatures) != len(actions):
+            temperatures = []
+        return Script(actions, False, temperatures, resyncs)
     actions = []
     for line in text.split():
         if not line.isdigit() and line not in action_names:
@@ -74,7 +94,7 @@ def load_script(path: Path, action_names: list[str]) -> tuple[list[int], bool, l
         actions.append(int(line) if line.isdigit() else action_names.index(line))
     if not actions or max(actions) >= len(action_names):
         raise ValueError(f"{path}: no valid actions (names: {', '.join(action_names)})")
-    return actions, True, []
+    return Script(actions, True)
 
 
 class Controller:
@@ -86,16 +106,13 @@ class Controller:
         self.keys = KeyState()
         self.agent = agent
         self.random = np.random.default_rng(seed)
-        self.script: list[int] | None = None
-        self.temperatures: list[float] = []  # a recording's, one per scripted step
+        self.script: Script | None = None
         self.temperature: float | None = None  # to set before the step just chosen
-        self.loop_script = True
+        self.resync = False  # re-sync the dream before the step just chosen (a recording's)
         self.source = policy
         self.n_actions = n_actions
         if policy.startswith("script:"):
-            self.script, self.loop_script, self.temperatures = load_script(
-                Path(policy[7:]), action_names
-            )
+            self.script = load_script(Path(policy[7:]), action_names)
             self.source = "script"
         elif policy == "agent" and agent is None:
             raise ValueError("--policy agent needs a trained agent (see --agent)")
@@ -127,13 +144,15 @@ class Controller:
         if self.source == "random":
             return int(self.random.integers(self.n_actions))
         if self.source == "script":
-            assert self.script is not None
-            if self.position >= len(self.script) and not self.loop_script:
+            script = self.script
+            assert script is not None
+            if self.position >= len(script.actions) and not script.repeat:
                 self.finished = True
                 return 0
-            action = self.script[self.position % len(self.script)]
-            if self.temperatures:
-                self.temperature = self.temperatures[self.position]
+            action = script.actions[self.position % len(script.actions)]
+            if script.temperatures:
+                self.temperature = script.temperatures[self.position]
+            self.resync = self.position in script.resyncs
             self.position += 1
             return action
         return action_for_keys(self.keys.held, scenario)
@@ -145,9 +164,10 @@ def run(
     controller: Controller,
     on_frame: Callable[[int], None] | None = None,
 ) -> Summary:
-    """Play until ESC, the window closes, or ``options.steps`` steps (headless runs restart
-    finished episodes by themselves). ``on_frame(n)`` runs before each frame's event poll
-    (tests post key events from it)."""
+    """Play until ESC, the window closes, ``options.steps`` steps (headless runs restart
+    finished episodes by themselves) or Ctrl-C (``summary.interrupted``: the summary is as
+    full as ESC's). ``on_frame(n)`` runs before each frame's event poll (tests post key events
+    from it)."""
     labels = {
         "dream": ["dream"],
         "real": ["real ViZDoom"],
@@ -165,6 +185,7 @@ def run(
                 "mode": session.mode,
                 "seed": session.seed,
                 "temperature": session.temperature,
+                "sampling": {k: getattr(session.sampling, k) for k in REPLAYED_SAMPLING},
                 "action_names": names,
             },
         )
@@ -173,7 +194,7 @@ def run(
     controller.restarted()
     queue = list(zip_longest(view.dream, view.real))
     shown = (session.dream_frame, session.real_frame)
-    action, paused, show_help, running = 0, False, False, True
+    action, paused, show_help, running, resynced = 0, False, False, True, False
     last_view = View()
     t_run = time.perf_counter()
     try:
@@ -192,7 +213,7 @@ def run(
                     elif key == "r":
                         view = session.restart()
                         controller.restarted()
-                        queue = list(zip_longest(view.dream, view.real))
+                        queue, resynced = list(zip_longest(view.dream, view.real)), False
                     elif key == "p":
                         paused = not paused
                     elif key == "h":
@@ -201,6 +222,8 @@ def run(
                         session.set_temperature(session.temperature + (0.1 if key == "t" else -0.1))
                     elif key == "tab":
                         controller.toggle_agent()
+                    elif key == "c" and (resync := session.resync()) is not None:
+                        queue, resynced = list(zip_longest(resync.dream, resync.real)), True
                 elif event.type == pygame.KEYUP:
                     controller.keys.release(pygame.key.name(event.key))
             if not running:
@@ -209,7 +232,7 @@ def run(
             if session.over and not queue and options.headless:
                 view = session.restart()  # unattended runs carry on with a new episode
                 controller.restarted()
-                queue = list(zip_longest(view.dream, view.real))
+                queue, resynced = list(zip_longest(view.dream, view.real)), False
                 idle = False
             if not idle and not queue:
                 obs = session.dream_frame if session.shows_dream else session.real_frame
@@ -219,6 +242,8 @@ def run(
                 was_over = (session.dream_over, session.real_over)
                 if controller.temperature is not None:  # replaying a recording
                     session.set_temperature(controller.temperature)
+                if controller.resync:  # ... where the player re-synced the dream
+                    resynced = session.resync() is not None
                 last_view = session.step(action)
                 for line in ended_lines(session, was_over):
                     print(line, flush=True)
@@ -239,8 +264,10 @@ def run(
                             "real_reward": last_view.real_reward,
                             **_variables("dream", session.dream_score, session.variable_names),
                             **_variables("real", session.real_score, session.variable_names),
+                            **({"resync": True} if resynced else {}),
                         }
                     )
+                resynced = False
             if queue:
                 dream_frame, real_frame = queue.pop(0)
                 shown = (
@@ -261,7 +288,9 @@ def run(
                 f"{session.mode} | {fps:4.1f} fps ({parts}) | {options.device} | temp "
                 f"{session.temperature:.2f} | step {session.steps}",
                 f"action: {names[action]} ({controller.source})",
-                "H help  R restart  P pause  T/G temperature  TAB agent  ESC quit",
+                "H help  R restart  P pause  T/G temperature  TAB agent  "
+                + ("C re-sync  " if session.mode == "side-by-side" else "")
+                + "ESC quit",
             ]
             states = ([_pane(session.dream_score, session)] if session.shows_dream else []) + (
                 [_pane(session.real_score, session)] if session.shows_real else []
@@ -286,6 +315,8 @@ def run(
             wait = (1.0 / options.fps - (time.perf_counter() - t0)) if options.fps else 0.0
             if wait > 0 or idle:
                 time.sleep(max(wait, 0.01 if idle else 0.0))
+    except KeyboardInterrupt:
+        summary.interrupted = True
     finally:
         summary.seconds = time.perf_counter() - t_run
         if recorder is not None:

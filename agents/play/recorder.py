@@ -1,8 +1,9 @@
 """Recording a session: a video of what was shown (MP4 or GIF) plus a JSON action log.
 
-The log (``FILE.actions.json`` next to the video) holds the env, mode, seed and starting
-temperature and every step's action and temperature, so ``play.py --policy
-script:FILE.actions.json`` replays the session, temperature changes included.
+The log (``FILE.actions.json`` next to the video) holds the env, mode, seed, sampling and
+starting temperature and every step's action and temperature (and ``resync`` on a step the
+player re-synced the dream before), so ``play.py --policy script:FILE.actions.json`` replays
+the session with the same env, seed and sampling, temperature changes and re-syncs included.
 """
 
 from __future__ import annotations
@@ -17,6 +18,18 @@ import numpy as np
 
 def action_log_path(video: Path) -> Path:
     return video.with_name(video.stem + ".actions.json")
+
+
+def read_header(log: Path) -> dict[str, Any]:
+    """What an action log says of how it was played (env, mode, seed, sampling, ...): the log
+    without its steps. Raises ``ValueError`` for a file that is not an action log."""
+    try:
+        data = json.loads(log.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{log} is not a recorded action log ({type(e).__name__})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+        raise ValueError(f"{log} is not a recorded action log (no list of steps)")
+    return {k: v for k, v in data.items() if k != "steps"}
 
 
 def mp4_writer(path: Path, fps: float) -> Any:

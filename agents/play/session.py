@@ -2,13 +2,16 @@
 
 No pygame here: the session turns an action into frames and predictions, and the game loop
 (``agents.play.loop``) draws them. Both sides start from the same real frames: the real game is
-reset and stepped ``warmup`` times, and those frames are the dream's context.
+reset and stepped ``warmup`` times, and those frames are the dream's context. Side by side, the
+two part within seconds (as any dream does); :meth:`PlaySession.resync` starts the dream again
+from the real game's latest frames and game variables, where the game is now.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,6 +103,9 @@ class PlaySession:
         self.dream_score, self.real_score = Score(), Score()
         self.dream_frame: np.ndarray | None = None
         self.real_frame: np.ndarray | None = None
+        # the real game's latest frames, the actions into them and the variables at them: a
+        # dream's context, to start from again (resync)
+        self._recent: deque[tuple[np.ndarray, int, np.ndarray]] = deque(maxlen=warmup + 1)
         self.variable_names = list(self.real.variable_names)
         if model is not None and model.game.size and list(model.game.names) != self.variable_names:
             raise ValueError(
@@ -140,20 +146,40 @@ class PlaySession:
             frames.append(obs)
             actions.append(0)
             variables.append(info["game_variables"])
-        if self.dreamer is not None:
-            s = self.frames_per_step
-            keep = len(frames) // s * s
-            self.dreamer.start(
-                np.stack(frames[-keep:])[None],
-                np.array(actions[-keep:])[None],
-                np.stack(variables[-keep:])[None],
-            )
+        self._recent.clear()
+        self._recent.extend(zip(frames, actions, variables, strict=True))
+        self._start_dream()
         self.steps = 0
         now = np.asarray(variables[-1], dtype=np.float32)
         self.dream_score = Score(now if self.has_state else None)
         self.real_score = Score(now)
         self.dream_frame = self.real_frame = obs
         return View(dream=[obs] if self.shows_dream else [], real=[obs] if self.shows_real else [])
+
+    def _start_dream(self) -> None:
+        """Start the dream from the real game's latest frames (whole latent steps of them)."""
+        if self.dreamer is None:
+            return
+        frames, actions, variables = zip(*self._recent, strict=True)
+        keep = len(frames) // self.frames_per_step * self.frames_per_step
+        self.dreamer.start(
+            np.stack(frames[-keep:])[None],
+            np.array(actions[-keep:])[None],
+            np.stack(variables[-keep:])[None],
+        )
+
+    def resync(self) -> View | None:
+        """Side by side: start the dream again from where the real game is now (its latest
+        frames and game variables, its steps and return so far). None when there is nothing to
+        resync: another mode, or a real game that has ended."""
+        if self.mode != "side-by-side" or self.real_over:
+            return None
+        self._start_dream()
+        real = self.real_score
+        variables = real.variables.copy() if self.has_state and real.variables is not None else None
+        self.dream_score = Score(variables, real.steps, real.ret)
+        self.dream_frame = self.real_frame
+        return View(dream=[self.real_frame], real=[])
 
     @property
     def shows_dream(self) -> bool:
@@ -190,6 +216,7 @@ class PlaySession:
                 obs, reward, term, trunc, info = self.real.step(action)
                 view.real.append(obs)
                 view.real_reward += reward
+                self._recent.append((obs, action, info["game_variables"]))
                 if term or trunc:
                     over = True
                     break

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pygame
 
+from worldmodel.dream.env import sdl_runtime_dir
+
 LABEL_HEIGHT = 18
 STATE_HEIGHT = 30
 HUD_LINES = 3
@@ -62,6 +64,7 @@ class Window:
             raise NoDisplayError(
                 "no display found (DISPLAY is not set): run with --headless, or set DISPLAY"
             )
+        sdl_runtime_dir()
         pygame.display.init()
         pygame.font.init()
         self.labels, self.scale = labels, scale

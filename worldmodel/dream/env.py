@@ -14,6 +14,11 @@ every scenario; this module imports torch only when it loads a model, so registe
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +60,32 @@ def register_dream_envs() -> None:
                 vector_entry_point="worldmodel.dream.env:VecDreamEnv",
                 kwargs={"env": name},
             )
+
+
+def sdl_runtime_dir() -> None:
+    """Give SDL a private runtime folder before a pygame window opens, when the environment
+    has none. SDL wants ``XDG_RUNTIME_DIR`` to be a folder only this user can enter; where it
+    is unset or not one (containers, ssh sessions, CI) SDL prints ``error: XDG_RUNTIME_DIR is
+    invalid ...``, a line that reads exactly like this project's own error lines."""
+    if _private_folder(os.environ.get("XDG_RUNTIME_DIR", "")):
+        return
+    folder = tempfile.mkdtemp(prefix="doom-dream-sdl-")  # mode 0700
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["XDG_RUNTIME_DIR"] = folder
+
+
+def _private_folder(path: str) -> bool:
+    """Whether ``path`` is a folder of this user's that no one else may enter (as SDL asks)."""
+    try:
+        info = os.stat(path) if path else None
+    except OSError:
+        return False
+    return (
+        info is not None
+        and stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & 0o077
+    )
 
 
 def load_world_model(
@@ -173,6 +204,7 @@ class DreamEnv(gym.Env):
         import pygame  # only the human mode needs a display
 
         if self._window is None:
+            sdl_runtime_dir()
             pygame.display.init()
             h, w = frame.shape[:2]
             self._window = pygame.display.set_mode((w * RENDER_SCALE, h * RENDER_SCALE))
@@ -226,6 +258,11 @@ class VecDreamEnv(VectorEnv):
         split: str = "train",
         done_threshold: float = 0.5,
     ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
+            raise TypeError(
+                f"num_envs must be a whole number of dreams (an int), got {num_envs!r} "
+                f"({type(num_envs).__name__})"
+            )
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         if real_env is not None and num_envs > 1:

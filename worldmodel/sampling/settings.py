@@ -8,6 +8,8 @@ by one (:data:`USER_SETTINGS`).
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -36,6 +38,30 @@ class SamplingConfig:
     # while places the model expects to change are drawn as before (beyond the paper). None or
     # 0: off.
     keep_likely: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a setting no dream can use (a negative temperature would otherwise be read as
+        greedy decoding, a NaN as anything), naming it and what it accepts."""
+        some = _off_or
+        rules = (
+            ("temperature", self.temperature >= 0, "at least 0 (0: greedy)"),
+            ("top_k", some(self.top_k, lambda k: k >= 1), "at least 1"),
+            ("top_p", some(self.top_p, lambda p: 0 < p <= 1), "in (0, 1] (1: all codes)"),
+            ("slide", some(self.slide, lambda n: n >= 1), "at least 1"),
+            ("state_temperature", some(self.state_temperature, lambda t: t >= 0), "at least 0"),
+            ("state_change_odds", 0 < self.state_change_odds < math.inf, "greater than 0"),
+            ("passes", some(self.passes, lambda n: n >= 1), "at least 1"),
+            ("keep_likely", some(self.keep_likely, lambda k: 0 <= k <= 1), "in [0, 1] (0: off)"),
+        )
+        for name, ok, accepted in rules:
+            if not ok:
+                value = getattr(self, name)
+                raise ValueError(f"SamplingConfig.{name} must be {accepted}, got {value!r}")
+
+
+def _off_or(value: float | None, ok: Callable[[float], bool]) -> bool:
+    """A setting that may be off (None) is off, or ``ok``."""
+    return value is None or ok(value)
 
 
 # The settings a user sets from the command line (play.py, evaluate.py, tools/set_sampling.py)
