@@ -1,6 +1,7 @@
 """Collect a ViZDoom dataset: python collect.py --env health_gathering --episodes 200 --out data/hg
 
-With ``--policy ppo`` and no trained agent yet, a PPO agent is trained first (``--agent-steps``).
+With ``--policy ppo`` it plays your agent (``--agents-dir``), else the one shipped with the package,
+else (or with ``--train-agent``) trains one first (``--agent-steps``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_AGENTS_DIR,
         help="where trained agents live: AGENTS_DIR/ENV/ppo.pt",
     )
+    p.add_argument(
+        "--train-agent",
+        action="store_true",
+        help="--policy ppo: train an agent into --agents-dir even where one ships with the "
+        "package (default: play the shipped agent when there is no agent of your own)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
@@ -59,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
             validate.collect_args(config, args.agent_steps, out)
             check_compatible(out, config)
             agent = PPOConfig(steps=args.agent_steps, seed=config.seed)
-            policy = make_policy(config, args.agents_dir, agent, not args.quiet)
+            policy = make_policy(
+                config, args.agents_dir, agent, not args.quiet, shipped=not args.train_agent
+            )
             result = collect(out, config, policy, progress=not args.quiet)
         except (UnknownEnvError, DatasetError, AgentError, UserError) as e:
             fail(str(e))

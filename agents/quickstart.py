@@ -124,11 +124,12 @@ def quickstart(
 
     def agent() -> str:
         agent_only = dataclasses.replace(collect_config, policy="ppo")
-        make_policy(agent_only, agents_dir, plan.agent, progress, plan.agent_report_episodes)
+        # from nothing: its own agent, not the shipped one
+        make_policy(agent_only, agents_dir, plan.agent, progress, plan.agent_report_episodes, False)
         return str(default_agent_path(env, agents_dir))
 
     def gather() -> dict[str, Any]:
-        policy = make_policy(collect_config, agents_dir, plan.agent, progress, 0)
+        policy = make_policy(collect_config, agents_dir, plan.agent, progress, 0, False)
         result = collect(data, collect_config, policy, progress)
         return {"episodes": len(result.manifest.episodes), "new_frames": result.new_frames}
 

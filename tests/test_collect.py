@@ -153,6 +153,33 @@ def test_ppo_agent_round_trip_without_pickle(tmp_path: Path) -> None:
         load_agent(path, "take_cover")
 
 
+def test_ppo_plays_the_shipped_agent_and_says_so_unless_told_to_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents.collect import run as collect_run
+    from agents.ppo import SHIPPED_AGENTS
+
+    shipped = SHIPPED_AGENTS / "health_gathering_ppo.pt"
+    trained: list[Path] = []
+
+    def train(env: str, path: Path, *args, **kwargs) -> None:  # as fast as a copy
+        trained.append(path)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(shipped.read_bytes())
+
+    monkeypatch.setattr(collect_run, "train_ppo", train)
+    agents = tmp_path / "agents"
+    config = CollectConfig(env="health_gathering", policy="mix:ppo=1,random=1")
+    make_policy(config, agents, PPOConfig(steps=64), progress=False, report_episodes=0)
+    assert not trained and not agents.exists()
+    assert f"playing the shipped agent {shipped}" in capsys.readouterr().out
+    make_policy(config, agents, PPOConfig(steps=64), False, 0, shipped=False)  # --train-agent
+    assert trained == [agents / "health_gathering" / "ppo.pt"]
+    assert "training one" in capsys.readouterr().out
+    make_policy(config, agents, PPOConfig(steps=64), progress=False, report_episodes=0)
+    assert len(trained) == 1 and capsys.readouterr().out == ""  # your own agent comes first
+
+
 def test_collected_episodes_record_game_variables_end_reasons_and_behaviours(
     tmp_path: Path,
 ) -> None:

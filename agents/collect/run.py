@@ -19,7 +19,7 @@ from agents.behaviours import STYLES, HumanLikePolicy, MixturePolicy
 from agents.collect.worker import WorkerGroup
 from agents.doom_env import FRAME_SKIP, RESOLUTION, make_env
 from agents.policies import Policy, RandomPolicy, StickyExploration
-from agents.ppo import PPOConfig, default_agent_path, load_agent, train_ppo
+from agents.ppo import SHIPPED_AGENTS, PPOConfig, default_agent_path, load_agent, train_ppo
 from agents.scenarios import get_scenario
 from agents.scoring import score_real
 from worldmodel.cli.progress import progress_bar
@@ -149,12 +149,13 @@ def make_policy(
     agent: PPOConfig,
     progress: bool = True,
     report_episodes: int = 20,
+    shipped: bool = True,
 ) -> Policy:
     """The policy ``config.policy`` names (see :func:`named_policy`), or a mixture of them:
     ``mix:NAME=WEIGHT,...`` gives each episode one of them, drawn by weight."""
     spec = config.policy
     if not spec.startswith("mix:"):
-        return named_policy(spec, config, agents_dir, agent, progress, report_episodes)
+        return named_policy(spec, config, agents_dir, agent, progress, report_episodes, shipped)
     parts = []
     for k, item in enumerate(spec[len("mix:") :].split(",")):
         name, _, weight = item.partition("=")
@@ -164,7 +165,9 @@ def make_policy(
             msg = f"--policy {spec}: weight {weight!r} of {name!r} is not a number"
             raise ValueError(msg) from None
         sub = replace(config, seed=config.seed + 1000 * (k + 1))
-        policy = named_policy(name.strip(), sub, agents_dir, agent, progress, report_episodes)
+        policy = named_policy(
+            name.strip(), sub, agents_dir, agent, progress, report_episodes, shipped
+        )
         if not isinstance(policy, (RandomPolicy, HumanLikePolicy, StickyExploration)):
             # In a mixture only agents explore (held random actions would break up a
             # human-like walker's long runs); collect() runs the mixture with epsilon 0.
@@ -185,10 +188,12 @@ def named_policy(
     agent: PPOConfig,
     progress: bool = True,
     report_episodes: int = 20,
+    shipped: bool = True,
 ) -> Policy:
-    """random, human, human_holdout (scripted human-like walkers), an agent file, or ``ppo``
-    (the env's agent in ``agents_dir``, trained first with ``agent`` if there is none yet, and
-    then scored against a random policy over ``report_episodes`` episodes each)."""
+    """random, human, human_holdout (scripted human-like walkers), an agent file, or ``ppo``:
+    the env's agent in ``agents_dir``, else (``shipped``) the one shipped with the package
+    (``agents/assets/ENV_ppo.pt``), else one trained first with ``agent`` and then scored
+    against a random policy over ``report_episodes`` episodes each."""
     scenario = get_scenario(config.env)
     n_actions = len(scenario.actions)
     if name == "random":
@@ -200,6 +205,13 @@ def named_policy(
     if name != "ppo":
         return load_agent(Path(name), config.env, seed=config.seed)
     path = default_agent_path(config.env, agents_dir)
+    packaged = SHIPPED_AGENTS / f"{config.env}_ppo.pt"
+    if not path.exists() and shipped and packaged.is_file():
+        print(
+            f"--policy ppo: playing the shipped agent {packaged} (no agent of your own at "
+            f"{path}; --train-agent trains one there instead)"
+        )
+        return load_agent(packaged, config.env, seed=config.seed)
     if not path.exists():
         print(
             f"no PPO agent for {config.env} at {path}: training one ({agent.steps} steps, "

@@ -129,15 +129,20 @@ def memory_bytes(on: str = "cpu") -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def fits_in_memory(flag: str, count: int, each: int, what: str, on: str = "cpu") -> None:
+def fits_in_memory(
+    flag: str, count: int, each: int, what: str, on: str = "cpu", besides: str = ""
+) -> None:
     """``count`` items of at least ``each`` bytes fit in memory (a lower bound, never a guess
-    that could refuse a run that would fit)."""
+    that could refuse a run that would fit). The refusal names the most that could fit at all
+    without calling it safe: the run needs memory besides (``besides`` says what)."""
     have = memory_bytes(on)
     if count * each > have:
+        most = max(1, have // each)
         raise UserError(
             f"{flag} {count}: {what} alone need at least {_human(count * each)}, more than "
             f"the {_human(have)} of {'GPU ' if on.startswith('cuda') else ''}memory here; "
-            f"use at most {max(1, have // each)}"
+            f"{most:,} would fill it, and {besides or 'the run needs memory besides'}: "
+            f"use well under {most:,}"
         )
 
 
@@ -229,7 +234,14 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
         each = clip_bytes(stage, args.preset, args.overrides)
         if stage in configs:
             train_config(configs[stage])
-            fits_in_memory("--batch-size", configs[stage].batch_size, each, "its clips", dev)
+            fits_in_memory(
+                "--batch-size",
+                configs[stage].batch_size,
+                each,
+                "its clips",
+                dev,
+                "training takes many times its clips (activations; README: memory per preset)",
+            )
     for flag in ("--agent-steps", "--agent-envs", "--episodes", "--action-repeat"):
         at_least(flag, getattr(args, flag[2:].replace("-", "_")), 1)
     for temperature in args.temperature:
