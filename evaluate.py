@@ -41,7 +41,7 @@ from worldmodel.cli.args import (
 )
 from worldmodel.data import DatasetError, load_manifest
 from worldmodel.evaluation.pipeline import EvalConfig, evaluate
-from worldmodel.sampling.settings import sampling_label
+from worldmodel.evaluation.report_sections import headline
 from worldmodel.world_model import WorldModel
 
 
@@ -67,12 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def summary(m: dict) -> dict:
-    """The headline figures, each with its baseline."""
-    c = m["config"]
-    label = sampling_label(
-        c["temperature"], c.get("top_p"), c.get("passes", 1), c.get("keep_likely")
-    )
-    one = m.get("one_step", {}).get(f"ctx{c['one_step_context']}/{label}", {})
+    """The headline figures, each with its baseline (one step: the dream's own sampling)."""
+    one = m.get("one_step", {}).get(headline(m), {})
     out = {
         "arch": m["arch"],
         "one_step_dream": one.get("dream"),

@@ -201,16 +201,17 @@ def test_evaluate_cli_prints_a_summary(hg_dataset: Path, tmp_path: Path, capsys)
     assert set(metrics["one_step"]) == {
         "ctx7/T0.5 p0.9 k0.3", "ctx7/greedy", "ctx7/T0.5 p0.9 k0.3+copy", "ctx7/greedy+copy"
     }  # fmt: skip
-    assert summary["one_step_dream"] == pytest.approx(
-        metrics["one_step"]["ctx7/T0.5 p0.9 k0.3"]["dream"], abs=1e-3
-    )
+    # the headline is the dream's own sampling: unchanged codes keep their pixels, as asked
+    headline = metrics["one_step"]["ctx7/T0.5 p0.9 k0.3+copy"]
+    assert summary["one_step_dream"] == pytest.approx(headline["dream"], abs=1e-3)
+    assert summary["one_step_copy"] == pytest.approx(headline["copy"], abs=1e-3)
     assert metrics["open_loop"]["top_p"] == 0.9 and metrics["open_loop"]["keep_likely"] == 0.3
     report = (out / "report.md").read_text()
     assert (
         "temperature 0.5, top-p 0.9, 1 pass(es) per frame (game state: 1.0), copy_unchanged True, "
         "keep_likely 0.3" in report
     )
-    assert "one-step PSNR (dB), ctx7/T0.5 p0.9 k0.3" in report
+    assert "one-step PSNR (dB), ctx7/T0.5 p0.9 k0.3+copy" in report
 
 
 @pytest.mark.parametrize(

@@ -271,6 +271,20 @@ def test_progress_in_a_log_is_plain_lines(capsys: pytest.CaptureFixture[str]) ->
     assert len(lines) == 2 and "\r" not in "".join(lines)
 
 
+def test_progress_past_its_total_never_counts_time_left(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """PPO steps whole rollouts, so its count passes the total: no "-0.0 min left"."""
+    bar = LineProgress(10, "train PPO", "env steps", every=0.0)
+    bar.update(6)
+    bar.update(8)
+    bar.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("train PPO: 6/10") and lines[1].endswith("min left")
+    past = [line for line in lines if line.startswith("train PPO: 14/10")]
+    assert len(past) == 2 and not any("left" in line for line in past)
+
+
 def test_a_report_for_the_shipped_model_goes_under_runs() -> None:
     module = script_module("evaluate.py")
     shipped = ROOT / "worldmodel" / "assets" / "health_gathering.pt"

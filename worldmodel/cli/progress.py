@@ -36,9 +36,9 @@ class LineProgress:
         self.last = time.perf_counter()
         elapsed = self.last - self.start
         done = self.n - self.start_n
-        eta = ""
-        if done > 0 and self.total:
-            eta = f", about {(self.total - self.n) * elapsed / done / 60:.1f} min left"
+        eta, left = "", self.total - self.n  # a last update may step past the total
+        if done > 0 and left > 0:
+            eta = f", about {left * elapsed / done / 60:.1f} min left"
         percent = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         print(
             f"{self.desc}: {self.n}/{self.total} {self.unit}{percent}, "

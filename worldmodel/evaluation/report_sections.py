@@ -37,13 +37,20 @@ def _first(values: list[float] | None) -> float:
     return values[0] if values else float("nan")
 
 
-def summary(m: dict[str, Any]) -> str:
-    rows: list[list[Any]] = []
+def headline(m: dict[str, Any]) -> str:
+    """The one-step setting a summary reports: the dream's own sampling, the pixels of unchanged
+    codes kept (``+copy``) when it keeps them, as the open-loop rows and play dream."""
     c = m["config"]
     label = sampling_label(
         c["temperature"], c.get("top_p"), c.get("passes", 1), c.get("keep_likely")
     )
-    head = f"ctx{c['one_step_context']}/{label}"
+    copy = "+copy" if c.get("copy_unchanged") and m.get("arch") == "frame" else ""
+    return f"ctx{c['one_step_context']}/{label}{copy}"
+
+
+def summary(m: dict[str, Any]) -> str:
+    rows: list[list[Any]] = []
+    head = headline(m)
     one = m.get("one_step", {}).get(head)
     if one:
         rows.append(["one-step PSNR (dB), " + head, one["dream"], f"copy {one['copy']:.2f}"])
