@@ -218,3 +218,18 @@ def test_defend_the_center_records_kills_and_states_its_kill_reward() -> None:
         assert env.rules["kill_reward"] == 1.0 and env.rules["death_penalty"] == 1.0
     finally:
         env.close()
+
+
+def test_combat_scores_exact_variables_kills_and_empty_ammo() -> None:
+    from worldmodel.evaluation.state import StateEval, combat
+
+    game = GameState(("AMMO2", "HEALTH", "KILLCOUNT"), GameRules(kill_reward=1.0))
+    previous = np.array([[5, 90, 0], [4, 90, 1], [0, 90, 1], [0, 80, 2], [3, 70, 2]], float)
+    true = np.array([[4, 90, 1], [4, 90, 1], [0, 80, 2], [0, 80, 2], [3, 70, 3]], float)
+    pred = np.array([[4, 90, 1], [3, 90, 2], [0, 80, 1], [1, 80, 2], [3, 70, 2]], float)
+    ev = StateEval(true, pred, np.zeros(5), np.zeros(5, bool), np.zeros(5), np.arange(5))
+    out = combat(ev, previous, np.ones(5, bool), game)
+    assert out["exact"]["AMMO2"] == 0.6 and out["exact"]["HEALTH"] == 1.0
+    # real kills at steps 0, 2 and 4; predicted at 0 and 1: one right of two, one of three found
+    assert out["kills"] == {"precision": 0.5, "recall": 1 / 3, "real": 3, "predicted": 2}
+    assert out["ammo_empty_steps"] == 2 and out["ammo_stays_empty"] == 0.5

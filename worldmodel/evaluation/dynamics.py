@@ -18,7 +18,7 @@ from worldmodel.data import EpisodeStore
 from worldmodel.data.codes import CodeSet
 from worldmodel.evaluation.metrics import capped_psnr, ssim
 from worldmodel.evaluation.openloop import OpenLoop, clip_starts, one_step, open_loop
-from worldmodel.evaluation.state import StateEval, teacher_forced_state
+from worldmodel.evaluation.state import StateEval, combat, teacher_forced_state
 from worldmodel.frames import to_model, to_uint8
 from worldmodel.sampling.settings import SamplingConfig, sampling_label
 from worldmodel.world_model import WorldModel
@@ -160,6 +160,10 @@ def open_loop_suite(
         m["state_keep_last_mae_per_step"] = kept.mean((0, 2)).tolist()
         m["state_mae"] = err.mean((0, 1)).tolist()
         m["state_keep_last_mae"] = kept.mean((0, 1)).tolist()
+        # after the whole horizon: each variable exactly as the real game's, and within 1
+        end = np.rint(ol.pred_vars[:, -1]) - np.rint(ol.true_vars[:, -1])  # (N, V)
+        m["state_exact_at_end"] = (end == 0).mean(0).tolist()
+        m["state_within_one_at_end"] = (np.abs(end) <= 1).mean(0).tolist()
         cols["state_mae"] = err.mean((1, 2))
         cols["state_keep_last_mae"] = kept.mean((1, 2))
     of = behaviours(store)
@@ -230,6 +234,9 @@ def state_suite(
     of = behaviours(store)
     keys = np.array([of[int(e)] for e in ev.episodes])
     m: dict = {"variables": list(model.game.names), "threshold": threshold}
+    if {"AMMO2", "KILLCOUNT"} & set(model.game.names):
+        previous = codes.variables[np.maximum(g - 1, 0)]
+        m["combat"] = combat(ev, previous, has_previous, model.game)
     for key in ["all", *sorted(set(keys.tolist()))]:
         sel = np.ones(len(keys), bool) if key == "all" else keys == key
         lived = sel & ~ev.died

@@ -38,6 +38,38 @@ class StateEval:
         }
 
 
+def combat(ev: StateEval, previous: np.ndarray, has_previous: np.ndarray, game: GameState) -> dict:
+    """Scenarios with a gun: how often each variable is predicted exactly, and the kills.
+
+    ``previous`` (N, V) are the real values one step before each scored step (``has_previous``
+    (N,) bool: there was one). A real kill is a step whose KILLCOUNT rose; a predicted kill, a
+    step whose predicted KILLCOUNT is above the real one before it (the prior sees the real
+    history, so this is its call of a kill on that step). Precision and recall over steps."""
+    out: dict = {
+        "exact": {
+            name: float((ev.pred[:, v] == ev.true[:, v]).mean())
+            for v, name in enumerate(game.names)
+        }
+    }
+    k = game.index("KILLCOUNT")
+    if k is not None:
+        real = has_previous & (ev.true[:, k] > previous[:, k])
+        pred = has_previous & (ev.pred[:, k] > previous[:, k])
+        tp = int((real & pred).sum())
+        out["kills"] = {
+            "precision": tp / max(1, int(pred.sum())),
+            "recall": tp / max(1, int(real.sum())),
+            "real": int(real.sum()),
+            "predicted": int(pred.sum()),
+        }
+    a = game.index("AMMO2")
+    if a is not None:  # with no ammo left nothing is spent and nothing appears
+        empty = has_previous & (previous[:, a] == 0)
+        out["ammo_empty_steps"] = int(empty.sum())
+        out["ammo_stays_empty"] = float((ev.pred[empty, a] == 0).mean()) if empty.any() else None
+    return out
+
+
 @torch.no_grad()
 def teacher_forced_state(
     prior: FramePrior, codes: CodeSet, game: GameState, device: torch.device, batch: int = 16
