@@ -131,6 +131,45 @@ def test_the_exploit_check_compares_both_sides_from_one_start(
     assert not np.array_equal(frames[0, :below, :half], frames[0, :below, -half:])
 
 
+def test_dream_agents_dream_in_the_models_own_passes_unless_told() -> None:
+    """As play does: the model's own sampling's passes, else its default; --passes wins."""
+    from types import SimpleNamespace
+
+    from worldmodel.sampling.settings import SamplingConfig
+
+    reveal = SimpleNamespace(sampling=SamplingConfig(passes=1, top_p=0.8), default_passes=4)
+    assert DreamConfig().sampling(reveal).passes == 1  # shipped health_gathering: 1, not 4
+    assert DreamConfig(passes=4).sampling(reveal).passes == 4
+    plain = SimpleNamespace(sampling=SamplingConfig(), default_passes=4)
+    assert DreamConfig().sampling(plain).passes == 4
+    sampling = DreamConfig(temperature=0.5, state_change_odds=30).sampling(reveal)
+    assert (sampling.temperature, sampling.state_change_odds, sampling.top_p) == (0.5, 30, None)
+
+
+def test_agent_runs_go_beside_their_world_model_and_say_how_to_resume(tmp_path: Path) -> None:
+    import argparse
+
+    import train
+    from worldmodel.world_model import shipped_checkpoint
+
+    def args(**given) -> argparse.Namespace:
+        base = {"stage": "agent", "env": "take_cover", "preset": "cpu", "checkpoint": None}
+        return argparse.Namespace(**{**base, **given})
+
+    assert train.default_out(args()) == Path("runs/take_cover-cpu")  # OUT/worldmodel.pt
+    mine = Path("runs/tc-long/worldmodel.pt")
+    assert train.default_out(args(checkpoint=mine)) == Path("runs/tc-long")
+    shipped = shipped_checkpoint("take_cover")
+    assert train.default_out(args(checkpoint=shipped)) == Path("runs/take_cover-shipped")
+    elsewhere = tmp_path / "models" / "tc.pt"
+    assert train.default_out(args(checkpoint=elsewhere)) == Path("runs/tc")
+    assert train.default_out(args(stage="prior", checkpoint=mine)) == Path("runs/take_cover-cpu")
+    hint = train.resume_hint(args(quickstart=False, resume=False), Path("runs/x"))
+    assert hint.endswith("rerun the same command with --resume to continue")
+    hint = train.resume_hint(args(quickstart=False, resume=True), Path("runs/x"))
+    assert hint.endswith("rerun the same command to continue")
+
+
 def test_overstated_counts_dream_returns_more_than_20_percent_above_real() -> None:
     report = ExploitReport(
         1.0,
@@ -196,6 +235,10 @@ def test_take_cover_experiment_end_to_end_from_the_command_line(
     first = _cli(*args)
     assert first.returncode == 0, first.stderr
     out = tmp_path / "agents"
+    phases = [line for line in first.stdout.splitlines() if line.startswith("[")]
+    assert len(phases) == 10 and phases[-1].startswith("[10/10] score a random policy, held 2")
+    assert phases[0].startswith("[1/10] train PPO in the dream, T=0.5 (128 env steps, 1 pass")
+    assert f"results: {out / 'results.md'}" in first.stdout
     results = json.loads((out / "results.json").read_text())
     kinds = [(a["trained_in"], a["temperature"]) for a in results["agents"]]
     assert kinds == [("dream", 0.5), ("dream", 1.5), ("real game", None), *[("nothing", None)] * 2]

@@ -114,7 +114,7 @@ def run_experiment(
     scores, exploits, curves = [], [], {}
     # the model's own passes unless the config sets them, written down as a number
     base = dataclasses.replace(exp.dream, passes=exp.dream.sampling(model).passes)
-    phase = _Phases(_phase_count(exp), progress)
+    phase = _Phases(_phase_count(exp))
     steps, episodes = f"{exp.ppo.steps:,} env steps", f"over {exp.episodes} real episodes"
     for t in exp.temperatures:
         dream = dataclasses.replace(base, temperature=t)
@@ -183,18 +183,18 @@ def run_experiment(
 
 class _Phases:
     """Numbered lines naming each phase of the experiment as it starts (``[2/5] score PPO in
-    the dream, T=1 over 100 real episodes``), so every progress bar under one is known."""
+    the dream, T=1 over 100 real episodes``), so every progress bar under one is known; they
+    print without progress bars too (a few lines over an hour)."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.done = total, enabled, 0
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
 
     def __call__(self, text: str, detail: str = "") -> str:
         """Print the next phase's line (``text``, then ``detail``); returns its label for the
         phase's progress lines."""
         self.done += 1
         label = f"[{self.done}/{self.total}] {text}"
-        if self.enabled:
-            print(label + detail, flush=True)
+        print(label + detail, flush=True)
         return label
 
 
