@@ -113,6 +113,8 @@ CASES = [
     ("dream_difficulty", "--odds 0", "--odds must be in [0.01, 1000], got 0"),
     ("dream_difficulty", "--temperature -1", "--temperature must be in [0, 3]"),
     ("dream_difficulty", "--dreams 0", "--dreams must be at least 1"),
+    ("dream_difficulty", "--passes 0", "--passes must be at least 1"),
+    ("dream_difficulty", "--passes 4", "draws a frame in one pass"),
     ("dream_difficulty", "--max-steps 0", "--max-steps must be at least 1"),
     ("dream_difficulty", "--split training", "--split must be one of train, val, test, all"),
     ("dream_difficulty", "--checkpoint {cwd}/missing.pt", "missing.pt: no such file"),

@@ -5,14 +5,14 @@
 
 An odds is ``--state-change-odds`` of ``train.py --stage agent``: it multiplies the odds that
 a dreamed game variable changes in a step, whichever way (where pickups raise HEALTH, as in
-health_gathering, higher odds bring more of them too, and dreams may die less). For each odds,
-with progress on stderr, it prints the share of
-dreams under random actions that die within 16/32/64 steps of a recorded start, beside the
-share of the recorded episodes that did; the share of dreams started k steps before a recorded
-death (held-out split, recorded actions) that die by then; and how many steps the dream lasts
-under blind policies (see agents/dream/difficulty.py). Pick the odds whose deaths match the
-recording, come where the recording's came, and whose blind policies rank as in the real game
-(tools/scripted_take_cover.py for take_cover).
+health_gathering, higher odds bring more of them too, and dreams may die less). Frames are
+drawn in the model's own passes (``--passes``), as dream agents train. For each odds it prints,
+under a progress bar, the share of dreams under random actions that die within 16/32/64 steps
+of a recorded start, beside the share of the recorded episodes that did; the share of dreams
+started k steps before a recorded death (held-out split, recorded actions) that die by then;
+and how many steps the dream lasts under blind policies (see agents/dream/difficulty.py). Pick
+the odds whose deaths match the recording, come where the recording's came, and whose blind
+policies rank as in the real game (tools/scripted_take_cover.py for take_cover).
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--keep-likely", type=float, help="keep codes at least this likely to stay (default: off)"
     )
+    p.add_argument(
+        "--passes",
+        type=int,
+        help="passes per dreamed frame (default: the world model's own, as dream agents train)",
+    )
     p.add_argument("--dreams", type=int, default=48, help="dreams per figure")
     p.add_argument("--max-steps", type=int, default=300, help="blind-policy dreams end here")
     p.add_argument("--no-blind", action="store_true", help="skip the blind policies (slowest)")
@@ -73,6 +78,7 @@ def check_args(args: argparse.Namespace) -> None:
     between("--state-temperature", args.state_temperature, 0, 3)
     between("--top-p", args.top_p, 0.01, 1)
     between("--keep-likely", args.keep_likely, 0, 1)
+    at_least("--passes", args.passes, 1)
     at_least("--dreams", args.dreams, 1)
     at_least("--max-steps", args.max_steps, 1)
     at_least("--threads", args.threads, 1)
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         model = WorldModel.load(args.checkpoint)
         if model.game.health_index is None:
             raise UserError(f"{args.checkpoint} carries no HEALTH: its dream cannot end")
+        args.passes = args.passes or model.sampling.passes or model.default_passes
+        model.dreamer(1, SamplingConfig(passes=args.passes))  # refuses what it cannot draw
         data_env = load_manifest(args.data).env
         if data_env != model.env:
             raise UserError(
@@ -126,6 +134,7 @@ def measure(args: argparse.Namespace, model: WorldModel, real: np.ndarray) -> No
                 state_change_odds=odds,
                 top_p=args.top_p,
                 keep_likely=args.keep_likely,
+                passes=args.passes,
             )
             steps, died = dd.dream_runs(
                 model, args.data, sampling, blind["random"], args.dreams, max(HORIZONS)
