@@ -70,9 +70,15 @@ class DecoderTuneConfig:
             "frame is real, the rest are painted over the decoder's own last frame"
         ),
     )
-    from_codes: float = field(
-        default=0.25,
-        metadata=_help("context: share of windows whose first frame is painted from codes alone"),
+    teacher: float = field(
+        default=0.3,
+        metadata=_help(
+            "context: share of steps painted over the real frame before them instead of the "
+            "decoder's own, after teacher_steps (it falls there from 1)"
+        ),
+    )
+    teacher_steps: int = field(
+        default=1000, metadata=_help("context: steps over which that share falls to teacher")
     )
 
     def __post_init__(self) -> None:
@@ -80,8 +86,8 @@ class DecoderTuneConfig:
             raise ValueError(f"loss_steps must be in [1, window={self.window}]")
         if self.context and self.window < 2:
             raise ValueError("a context window needs at least 2 steps")
-        if not 0.0 <= self.from_codes <= 1.0:
-            raise ValueError(f"from_codes must be in [0, 1], got {self.from_codes}")
+        if not 0.0 <= self.teacher <= 1.0:
+            raise ValueError(f"teacher must be in [0, 1], got {self.teacher}")
 
 
 class DecoderGAN(nn.Module):
@@ -202,7 +208,7 @@ class DecoderStage:
         step, codes, frames = batch
         tok, disc, t = model.tokenizer, model.disc, self.tune
         if t.context:
-            recon, real = self._rollout(tok, codes, frames)
+            recon, real = self._rollout(tok, codes, frames, step)
         else:
             recon = tok.decode_latents(tok.embed_codes(codes), keep=t.loss_steps)
             real = frames[:, :, -recon.shape[2] :]  # (B, 3, keep*s, H, W)
@@ -229,19 +235,25 @@ class DecoderStage:
         return loss, logs
 
     def _rollout(
-        self, tok: VQVAE, codes: torch.Tensor, frames: torch.Tensor
+        self, tok: VQVAE, codes: torch.Tensor, frames: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Painted frames and their real ones (B, 3, T, H, W) of a context-decoder window:
-        step 0 from its codes alone, then each step over the frame before it, the real one
-        (or, in a ``from_codes`` share of windows, the painted one) for step 1 and the
-        decoder's own (detached, as shown) after that, so training sees what a dream sees."""
+        """Painted frames and their real ones (B, 3, T, H, W) of a context-decoder window.
+
+        Step 0 is painted from its codes alone; each later step over the frame before it:
+        the real one or the decoder's own last output (detached, as a dream shows it). A
+        decoder that reads its own output must learn on it, or errors compound; but at first
+        its output is worthless and it would learn to ignore the frame altogether, so the
+        share painted over real frames starts at 1 and falls to ``teacher``."""
+        t = self.tune
+        share = t.teacher + (1.0 - t.teacher) * max(0.0, 1.0 - step / max(1, t.teacher_steps))
         b = codes.shape[0]
-        none = torch.zeros_like(frames[:, :, 0])
-        first = tok.paint(codes[:, 0], codes[:, 0], none, torch.zeros(b, dtype=torch.bool))
-        real_first = torch.rand(b, device=codes.device) >= self.tune.from_codes
-        previous = torch.where(real_first[:, None, None, None], frames[:, :, 0], first.detach())
-        rest = tok.paint_clip(codes[:, 1:], previous, codes[:, 0])
-        return torch.cat([first[:, :, None], rest], 2), frames
+        have = torch.ones(b, dtype=torch.bool, device=codes.device)
+        out = [tok.paint(codes[:, 0], codes[:, 0], torch.zeros_like(frames[:, :, 0]), ~have)]
+        for i in range(1, codes.shape[1]):
+            real = torch.rand(b, device=codes.device) < share
+            previous = torch.where(real[:, None, None, None], frames[:, :, i - 1], out[-1].detach())
+            out.append(tok.paint(codes[:, i], codes[:, i - 1], previous, have))
+        return torch.stack(out, 2), frames
 
     @torch.no_grad()
     def evaluate(self, step: int) -> dict[str, float]:
