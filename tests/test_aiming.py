@@ -44,3 +44,17 @@ def test_it_turns_toward_a_monster_and_fires_once_it_is_centred() -> None:
 def test_aiming_needs_a_gun_and_turns() -> None:
     with pytest.raises(ValueError, match="aiming needs"):
         AimingPolicy(list(get_scenario("take_cover").action_names))
+
+
+def test_collection_knows_the_shooters_by_name(tmp_path) -> None:
+    from agents.collect.run import CollectConfig, named_policy
+    from agents.ppo import PPOConfig
+    from agents.scripted import Hold
+
+    config = CollectConfig(env="defend_the_center", episodes=1)
+    assert isinstance(named_policy("aim_holdout", config, tmp_path, PPOConfig()), AimingPolicy)
+    spin = named_policy("spin", config, tmp_path, PPOConfig())
+    assert isinstance(spin, Hold) and spin.action == NAMES.index("attack_right")
+    hg = CollectConfig(env="health_gathering", episodes=1)
+    with pytest.raises(ValueError, match="attack_right"):
+        named_policy("spin", hg, tmp_path, PPOConfig())

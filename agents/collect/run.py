@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from agents.aiming import AIM_STYLES, AimingPolicy
 from agents.behaviours import STYLES, HumanLikePolicy, MixturePolicy
 from agents.collect.worker import WorkerGroup
 from agents.doom_env import FRAME_SKIP, RESOLUTION, make_env
@@ -22,6 +23,7 @@ from agents.policies import Policy, RandomPolicy, StickyExploration
 from agents.ppo import SHIPPED_AGENTS, PPOConfig, default_agent_path, load_agent, train_ppo
 from agents.scenarios import get_scenario
 from agents.scoring import score_real
+from agents.scripted import Hold
 from worldmodel.cli.progress import progress_bar
 from worldmodel.data import (
     MANIFEST,
@@ -168,12 +170,20 @@ def make_policy(
         policy = named_policy(
             name.strip(), sub, agents_dir, agent, progress, report_episodes, shipped
         )
-        if not isinstance(policy, (RandomPolicy, HumanLikePolicy, StickyExploration)):
+        if not isinstance(
+            policy, (RandomPolicy, HumanLikePolicy, AimingPolicy, Hold, StickyExploration)
+        ):
             # In a mixture only agents explore (held random actions would break up a
             # human-like walker's long runs); collect() runs the mixture with epsilon 0.
             policy = StickyExploration(policy, config.epsilon, config.sticky_mean, sub.seed)
         parts.append((behaviour_label(name.strip()), policy, w))
     return MixturePolicy(parts, seed=config.seed)
+
+
+def _action(names: tuple[str, ...], action: str, policy: str) -> int:
+    if action not in names:
+        raise ValueError(f"--policy {policy} needs the action {action!r}; this env has {names}")
+    return names.index(action)
 
 
 def behaviour_label(name: str) -> str:
@@ -190,7 +200,9 @@ def named_policy(
     report_episodes: int = 20,
     shipped: bool = True,
 ) -> Policy:
-    """random, human, human_holdout (scripted human-like walkers), an agent file, or ``ppo``:
+    """random, human, human_holdout (scripted human-like walkers), aim, aim_holdout (a
+    person-like shooter, scenarios with a gun), spin (turn and shoot, held: a blind rule), an
+    agent file, or ``ppo``:
     the env's agent in ``agents_dir``, else (``shipped``) the one shipped with the package
     (``agents/assets/ENV_ppo.pt``), else one trained first with ``agent`` and then scored
     against a random policy over ``report_episodes`` episodes each."""
@@ -202,6 +214,10 @@ def named_policy(
         return StickyExploration(RandomPolicy(n_actions, config.seed), 1.0, config.sticky_mean)
     if name in STYLES:
         return HumanLikePolicy(scenario.action_names, name, seed=config.seed)
+    if name in AIM_STYLES:
+        return AimingPolicy(scenario.action_names, name, seed=config.seed)
+    if name == "spin":
+        return Hold(_action(scenario.action_names, "attack_right", name), n_actions)
     if name != "ppo":
         return load_agent(Path(name), config.env, seed=config.seed)
     path = default_agent_path(config.env, agents_dir)
