@@ -31,6 +31,7 @@ from agents.ppo import AgentError, load_agent
 from agents.scenarios import UnknownEnvError, get_scenario
 from worldmodel.checkpoint import (
     CheckpointError,
+    check_checkpoint,
     checkpoint_bytes,
     load_checkpoint,
     write_all_atomic,
@@ -88,9 +89,10 @@ def build(args: argparse.Namespace) -> dict[Path, bytes | str]:
         blob = swap_decoder(blob, source)
     data = checkpoint_bytes(blob)
     # what play.py will load: refuse to ship a file it would refuse
-    WorldModel.from_blob(torch.load(io.BytesIO(data), weights_only=True), out)
-    entry = card(args, data, blob, starts, metrics, decoder_card)
-    files = {out: data, out.with_suffix(".json"): json.dumps(entry, indent=1)}
+    written = torch.load(io.BytesIO(data), weights_only=True)
+    WorldModel.from_blob(check_checkpoint(written, "worldmodel", args.env, out), out)
+    entry = json.dumps(card(args, data, blob, starts, metrics, decoder_card), indent=1)
+    files: dict[Path, bytes | str] = {out: data, out.with_suffix(".json"): entry}
     if agent is not None:
         files[agent] = args.agent.read_bytes()
     return files
