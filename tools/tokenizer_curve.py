@@ -8,9 +8,9 @@ trained, as one JSON and one plot (the tokenizer pilots of docs/EVALUATION.md).
         --baseline shipped=worldmodel/assets/health_gathering.pt --out runs/pilots
 
 Each --run is NAME=GLOB of checkpoints of one training run (vqvae, decoder, prior or
-worldmodel); the minutes come from each checkpoint's ``metrics.train_minutes`` (the run's
-training time; a run on one thread spends about that many CPU-minutes) plus, for a run that
-fine-tunes another tokenizer (a decoder checkpoint), nothing for the base. A tokenizer with a
+worldmodel); the minutes are each checkpoint's ``metrics.cpu_minutes`` (CPU time of the run,
+all threads: comparable on a shared machine), else ``--cpu-log``'s, else its wall minutes. A
+run that fine-tunes another tokenizer (a decoder checkpoint) counts only its own minutes. A tokenizer with a
 context decoder is scored as it reconstructs: painted step by step from the codes alone. Clips
 are drawn as evaluate.py draws them; a second draw gives the real-vs-real FVD floor.
 """
@@ -37,14 +37,29 @@ from worldmodel.tokenizer.swap import TOKENIZER_KINDS, read_tokenizer
 from worldmodel.tokenizer.vqvae import VQVAE
 
 
-def load(path: Path) -> tuple[VQVAE, float]:
-    """The tokenizer in ``path`` and the minutes its run had trained."""
+def load(path: Path) -> tuple[VQVAE, int, float]:
+    """The tokenizer in ``path``, its step, and the CPU-minutes its run had trained (the wall
+    minutes of a run too old to record them: ``metrics.train_minutes``)."""
     blob = load_checkpoint(path, TOKENIZER_KINDS)
     config, state, _ = read_tokenizer(blob)
     model = VQVAE(from_dict(VQVAEConfig, config))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    minutes = float((blob.get("metrics") or {}).get("train_minutes", float("nan")))
-    return model.eval(), minutes
+    metrics = blob.get("metrics") or {}
+    minutes = float(metrics.get("cpu_minutes", metrics.get("train_minutes", float("nan"))))
+    return model.eval(), int(blob.get("step", -1)), minutes
+
+
+def cpu_log(path: Path | None) -> dict[tuple[str, int], float]:
+    """(run, step) -> CPU-minutes of a run's process when its checkpoint of that step was
+    copied (lines ``RUN STEP WALL_MINUTES CPU_SECONDS ...``, as a snapshot script logs them)."""
+    out: dict[tuple[str, int], float] = {}
+    if path is None:
+        return out
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[3].isdigit():
+            out[(parts[0], int(parts[1]))] = int(parts[3]) / 60
+    return out
 
 
 def main() -> None:
@@ -59,6 +74,11 @@ def main() -> None:
     p.add_argument("--i3d", type=Path, required=True, help="I3D weights (FVD)")
     p.add_argument("--out", type=Path, required=True, help="folder for curve.json, curve.png")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument(
+        "--cpu-log",
+        type=Path,
+        help="CPU seconds per (run folder, step) for checkpoints that do not record them",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -83,12 +103,15 @@ def main() -> None:
         real_features = features(real)
         floor = frechet_distance(*feature_stats(real_features), *feature_stats(features(other)))
         points: dict[str, list[dict]] = {}
+        logged = cpu_log(args.cpu_log)
         for name, paths in runs.items():
             for path in paths:
-                model, minutes = load(path)
+                model, step, minutes = load(path)
+                run = path.name.rsplit("_", 2)[0]  # runs/snap/RUN_KIND_STEP.pt
+                minutes = logged.get((run, step), minutes)
                 recon = reconstructions(model, {name: model}, real)
                 s = score_decoders(real, recon, features, real_features)[name]
-                row = {"checkpoint": str(path), "minutes": minutes, **vars(s)}
+                row = {"checkpoint": str(path), "step": step, "minutes": minutes, **vars(s)}
                 points.setdefault(name, []).append(row)
                 print(
                     f"{name:12s} {minutes:6.1f} min  PSNR {s.psnr:.2f}  SSIM {s.ssim:.3f}  "
@@ -123,8 +146,8 @@ def plot(points: dict[str, list[dict]], floor: float, path: Path, baselines: set
         axes[1].plot(xs, [r["psnr"] for r in rows], "o-", label=name)
     axes[0].axhline(floor, ls=":", color="k", lw=1)
     axes[0].annotate("real vs real", (0, floor), fontsize=8)
-    axes[0].set(xlabel="training minutes (1 thread)", ylabel="reconstruction FVD", yscale="log")
-    axes[1].set(xlabel="training minutes (1 thread)", ylabel="reconstruction PSNR (dB)")
+    axes[0].set(xlabel="CPU-minutes of training", ylabel="reconstruction FVD", yscale="log")
+    axes[1].set(xlabel="CPU-minutes of training", ylabel="reconstruction PSNR (dB)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

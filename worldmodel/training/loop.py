@@ -203,7 +203,7 @@ def train(
                 },
             )
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     deadline = t0 + config.minutes * 60 if config.minutes else None
     bar = progress_bar(
         config.steps, f"train {stage.name}", "step", progress and runtime.main, start
@@ -246,6 +246,8 @@ def train(
                     **stage.evaluate(step),
                     "step": step,
                     "train_minutes": (time.perf_counter() - t0) / 60,
+                    # this session's CPU time of every thread: comparable on a shared machine
+                    "cpu_minutes": (time.process_time() - cpu0) / 60,
                 }
                 model.train()
                 writer.scalars("val", metrics, step)
