@@ -34,6 +34,7 @@ TOOLS = (
     "code_stability",
     "scripted_take_cover",
     "tb",
+    "tokenizer_curve",
 )
 MODULES = {name: script_module(f"tools/{name}.py") for name in TOOLS}
 
@@ -50,6 +51,7 @@ BASE = {
     "code_stability": "--checkpoint {model} --data {data} --episodes 1 --frames 4",
     "scripted_take_cover": "--episodes 1",
     "tb": "",
+    "tokenizer_curve": "--data {data} --run a={model} --i3d {model} --out {cwd}/curve --clips 2",
 }
 
 # fmt: off
@@ -120,6 +122,12 @@ CASES = [
     ("dream_difficulty", "--checkpoint {cwd}/missing.pt", "missing.pt: no such file"),
     ("dream_difficulty", "--checkpoint {agent}", "is a PPO agent"),
     ("dream_difficulty", "--data {cwd}/nothing", "has no manifest.json"),
+    # tokenizer_curve
+    ("tokenizer_curve", "--run nonsense", "expect NAME=PATH"),
+    ("tokenizer_curve", "--run b={cwd}/none*.pt", "no checkpoint matches"),
+    ("tokenizer_curve", "--i3d {cwd}/missing.pt", "missing.pt: no such file"),
+    ("tokenizer_curve", "--length 4", "--length must be at least 9"),
+    ("tokenizer_curve", "--out {ro}/c", "cannot write in"),
     # compare_decoders
     ("compare_decoders", "--decoder nonsense", "--decoder expects NAME=CHECKPOINT"),
     ("compare_decoders", "--decoder a={model}", "the name 'a' is given twice"),

@@ -10,9 +10,9 @@ trained, as one JSON and one plot (the tokenizer pilots of docs/EVALUATION.md).
 Each --run is NAME=GLOB of checkpoints of one training run (vqvae, decoder, prior or
 worldmodel); the minutes are each checkpoint's ``metrics.cpu_minutes`` (CPU time of the run,
 all threads: comparable on a shared machine), else ``--cpu-log``'s, else its wall minutes. A
-run that fine-tunes another tokenizer (a decoder checkpoint) counts only its own minutes. A tokenizer with a
-context decoder is scored as it reconstructs: painted step by step from the codes alone. Clips
-are drawn as evaluate.py draws them; a second draw gives the real-vs-real FVD floor.
+run that fine-tunes another tokenizer (a decoder checkpoint) counts only its own minutes. A
+tokenizer with a context decoder is scored as it reconstructs: painted step by step from the
+codes alone. Clips are drawn as evaluate.py draws them; a second draw gives the floor.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from pathlib import Path
 
 import torch
 
-from worldmodel.checkpoint import CheckpointError, load_checkpoint
-from worldmodel.cli.args import fail
+from worldmodel.checkpoint import CheckpointError, load_checkpoint, write_atomic
+from worldmodel.cli.args import UserError, fail
+from worldmodel.cli.validate import at_least, existing_file, writable_dir
 from worldmodel.config import VQVAEConfig, from_dict
 from worldmodel.data import DatasetError, EpisodeStore
 from worldmodel.evaluation.decoders import real_clips, reconstructions, score_decoders
@@ -62,7 +63,7 @@ def cpu_log(path: Path | None) -> dict[tuple[str, int], float]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="held-out dataset folder")
     p.add_argument("--split", default="all", help="dataset split (default: %(default)s)")
@@ -79,7 +80,7 @@ def main() -> None:
         type=Path,
         help="CPU seconds per (run folder, step) for checkpoints that do not record them",
     )
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     runs: dict[str, list[Path]] = {}
@@ -91,8 +92,15 @@ def main() -> None:
         if not paths:
             fail(f"{item}: no checkpoint matches {pattern!r}")
         runs[name] = paths
-    if not args.i3d.is_file():
-        fail(f"--i3d {args.i3d}: no such file")
+    try:
+        existing_file("--i3d", args.i3d)
+        at_least("--clips", args.clips, 2)
+        at_least("--length", args.length, 9)  # FVD's I3D needs 9 frames
+        writable_dir("--out", args.out)
+        if args.cpu_log is not None:
+            existing_file("--cpu-log", args.cpu_log)
+    except UserError as e:
+        fail(str(e))
     try:
         from worldmodel.fvd import I3DFeatures, feature_stats, frechet_distance
 
@@ -122,7 +130,7 @@ def main() -> None:
         fail(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"clips": args.clips, "frames": args.length, "real_vs_real_fvd": floor, **points}
-    (args.out / "curve.json").write_text(json.dumps(result, indent=1))
+    write_atomic(args.out / "curve.json", json.dumps(result, indent=1))
     print(f"real vs real FVD ({args.clips} clips): {floor:.1f}")
     plot(points, floor, args.out / "curve.png", set(n.partition("=")[0] for n in args.baseline))
 
