@@ -35,6 +35,9 @@ RANGES: dict[str, tuple[int, int]] = {
 }
 DEFAULT_RANGE = (0, 200)  # AMMO0-9 and anything else
 
+# How the HUD and the death screen name a variable (ViZDoom's name otherwise).
+LABELS = {"HEALTH": "HP", "AMMO2": "ammo", "KILLCOUNT": "kills"}
+
 
 def variable_range(name: str) -> tuple[int, int]:
     return RANGES.get(name, DEFAULT_RANGE)
@@ -135,6 +138,12 @@ class GameState:
     def describe(self, values: np.ndarray) -> str:
         """``HEALTH 84`` style text of one frame's (V,) values."""
         return "  ".join(f"{n} {v:.0f}" for n, v in zip(self.names, values, strict=True))
+
+    def tally(self, values: np.ndarray) -> str:
+        """What the death screen says of one frame's (V,) values beside steps and return:
+        ``kills 7`` where the scenario counts kills, else nothing."""
+        k = self.index("KILLCOUNT")
+        return "" if k is None else f"kills {np.asarray(values)[k]:.0f}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"names": list(self.names), "rules": asdict(self.rules)}

@@ -17,6 +17,7 @@ from agents.play.recorder import Recorder
 from agents.play.session import PlaySession, Score, View
 from agents.play.window import PaneState, Window
 from agents.policies import Policy, new_episode
+from worldmodel.game_state import GameState
 
 CONTROLS = [
     "R restart   P pause   T/G temperature up/down   TAB you <-> agent   H help   ESC quit",
@@ -357,6 +358,14 @@ def _variables(side: str, score: Score, names: list[str]) -> dict[str, float]:
     return {f"{side}_{n}": float(v) for n, v in zip(names, score.variables, strict=True)}
 
 
+def _tally(session: PlaySession, score: Score) -> str:
+    """``, kills 7`` where the scenario counts kills (the game state's :meth:`tally`)."""
+    if score.variables is None:
+        return ""
+    text = GameState(tuple(session.variable_names)).tally(score.variables)
+    return f", {text}" if text else ""
+
+
 def _message(session: PlaySession, paused: bool) -> list[str] | None:
     if paused:
         return ["Paused - press P to resume"]
@@ -364,9 +373,12 @@ def _message(session: PlaySession, paused: bool) -> list[str] | None:
     if session.shows_dream and session.dream_over:
         d = session.dream_score
         title = "You died in the dream" if d.reason == "death" else "The dream ended"
-        lines += [title, f"survived {d.steps} steps, return {d.ret:+.0f}"]
+        lines += [title, f"survived {d.steps} steps, return {d.ret:+.0f}{_tally(session, d)}"]
     if session.shows_real and session.real_over:
         r = session.real_score
         title = {"death": "You died", "timeout": "Time is up"}.get(r.reason, "The game ended")
-        lines += [f"{title} in the real game", f"survived {r.steps} steps, return {r.ret:+.0f}"]
+        lines += [
+            f"{title} in the real game",
+            f"survived {r.steps} steps, return {r.ret:+.0f}{_tally(session, r)}",
+        ]
     return [*lines, "press R to play again"] if lines else None

@@ -10,6 +10,7 @@ import numpy as np
 import pygame
 
 from worldmodel.dream.env import sdl_runtime_dir
+from worldmodel.game_state import LABELS
 
 LABEL_HEIGHT = 18
 STATE_HEIGHT = 30
@@ -125,7 +126,11 @@ class Window:
             pygame.draw.rect(self.screen, health_colour(health / 100.0), (x + 4, y + 4, fill, 16))
             self.screen.blit(self.font.render(f"{health:.0f} HP", True, TEXT), (x + w + 10, y + 5))
             x += w + 62
-        others = [f"{n} {v:.0f}" for n, v in zip(names, values, strict=True) if n != "HEALTH"]
+        others = [
+            f"{LABELS.get(n, n)} {v:.0f}"
+            for n, v in zip(names, values, strict=True)
+            if n != "HEALTH"
+        ]
         line = "   ".join([*others, text])
         self.screen.blit(self.font.render(line, True, DIM), (x + 4, y + 5))
 
