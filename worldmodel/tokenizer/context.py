@@ -93,10 +93,13 @@ class ContextDecoder(nn.Module):
         codes_before: torch.Tensor,
         previous: torch.Tensor,
         has_previous: torch.Tensor,
-    ) -> torch.Tensor:
+        aligned: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Frame (B, 3, H, W) for code vectors ``codes`` and ``codes_before`` (B, D, H', W'),
         the previous shown frame (B, 3, H, W) and ``has_previous`` (B,) bool (False: no frame
-        before; its pixels and codes are then ignored)."""
+        before; its pixels and codes are then ignored). ``aligned``: also return the aligned
+        previous frame (B, 3, H, W), which training scores on its own so the flow learns even
+        where the gate does not yet trust it."""
         b = codes.shape[0]
         have = has_previous.to(codes.dtype).view(b, 1, 1, 1)
         previous = previous * have
@@ -111,13 +114,14 @@ class ContextDecoder(nn.Module):
         for i in reversed(range(1, self.levels)):  # up to quarter resolution
             x = F.silu(self.up[i](F.interpolate(x, scale_factor=2.0, mode="nearest")))
             x = self.merge[i - 1](torch.cat([x, feats[i]], 1))
-        aligned = self.warp(previous, self.max_flow * torch.tanh(self.flow(x)))
+        aligned_frame = self.warp(previous, self.max_flow * torch.tanh(self.flow(x)))
         x = F.silu(self.up[0](F.interpolate(x, scale_factor=2.0, mode="nearest")))
-        x = self.top(torch.cat([x, feats[0], F.pixel_unshuffle(aligned, 2)], 1))
+        x = self.top(torch.cat([x, feats[0], F.pixel_unshuffle(aligned_frame, 2)], 1))
         out = self.out(F.silu(x))
         delta = F.pixel_shuffle(out[:, :12], 2)  # (B, 3, H, W)
         gate = torch.sigmoid(F.pixel_shuffle(out[:, 12:], 2))  # (B, 1, H, W)
-        return gate * aligned + delta
+        frame = gate * aligned_frame + delta
+        return (frame, aligned_frame) if aligned else frame
 
     def warp(self, frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """``frame`` (B, 3, H, W) sampled where ``flow`` (B, 2, h, w) pixels (x, y) points:

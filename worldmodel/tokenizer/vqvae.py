@@ -270,10 +270,12 @@ class VQVAE(nn.Module):
         codes_before: torch.Tensor,
         previous: torch.Tensor,
         has_previous: torch.Tensor,
-    ) -> torch.Tensor:
+        aligned: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The context decoder's frame (B, 3, H, W) for one step's codes (B, H', W'), the step
         before's codes (B, H', W'), the frame shown before (B, 3, H, W) and which rows have one
-        (B,) bool (see ``worldmodel.tokenizer.context``); with gradients."""
+        (B,) bool (see ``worldmodel.tokenizer.context``); with gradients. ``aligned``: also the
+        aligned previous frame."""
         if self.context is None:
             raise ValueError("this tokenizer has no context decoder (vqvae.context_width = 0)")
         embed = self.quantizer.lookup  # (B, H', W') -> (B, H', W', D)
@@ -282,6 +284,7 @@ class VQVAE(nn.Module):
             embed(codes_before).permute(0, 3, 1, 2),
             previous,
             has_previous,
+            aligned,
         )
 
     def paint_clip(

@@ -80,6 +80,10 @@ class DecoderTuneConfig:
     teacher_steps: int = field(
         default=1000, metadata=_help("context: steps over which that share falls to teacher")
     )
+    align_weight: float = field(
+        default=1.0,
+        metadata=_help("context: weight of the aligned previous frame's own L1 loss (the flow)"),
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.loss_steps <= self.window:
@@ -207,8 +211,9 @@ class DecoderStage:
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         step, codes, frames = batch
         tok, disc, t = model.tokenizer, model.disc, self.tune
+        align = None
         if t.context:
-            recon, real = self._rollout(tok, codes, frames, step)
+            recon, real, align = self._rollout(tok, codes, frames, step)
         else:
             recon = tok.decode_latents(tok.embed_codes(codes), keep=t.loss_steps)
             real = frames[:, :, -recon.shape[2] :]  # (B, 3, keep*s, H, W)
@@ -219,6 +224,9 @@ class DecoderStage:
             rec = rec + t.l1_weight * l1
             logs["l1"] = float(l1.detach())
         loss = rec
+        if align is not None and t.align_weight > 0:
+            loss = loss + t.align_weight * align
+            logs["align"] = float(align.detach())
         if disc is not None:
             d_loss, real_features, d_logs = discriminator_terms(disc, real, recon)
             logs.update(d_logs)
@@ -236,24 +244,32 @@ class DecoderStage:
 
     def _rollout(
         self, tok: VQVAE, codes: torch.Tensor, frames: torch.Tensor, step: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Painted frames and their real ones (B, 3, T, H, W) of a context-decoder window.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Painted frames and their real ones (B, 3, T, H, W) of a context-decoder window, and
+        the alignment loss (the aligned previous frames against the real ones, L1).
 
         Step 0 is painted from its codes alone; each later step over the frame before it:
         the real one or the decoder's own last output (detached, as a dream shows it). A
         decoder that reads its own output must learn on it, or errors compound; but at first
         its output is worthless and it would learn to ignore the frame altogether, so the
-        share painted over real frames starts at 1 and falls to ``teacher``."""
+        share painted over real frames starts at 1 and falls to ``teacher``. The gate that
+        mixes in the aligned frame would also shut before the flow has learned anything (a
+        misaligned frame only hurts), and a shut gate passes the flow no gradient: the aligned
+        frame is therefore scored on its own too (``align_weight``)."""
         t = self.tune
         share = t.teacher + (1.0 - t.teacher) * max(0.0, 1.0 - step / max(1, t.teacher_steps))
         b = codes.shape[0]
         have = torch.ones(b, dtype=torch.bool, device=codes.device)
         out = [tok.paint(codes[:, 0], codes[:, 0], torch.zeros_like(frames[:, :, 0]), ~have)]
+        align = []
         for i in range(1, codes.shape[1]):
             real = torch.rand(b, device=codes.device) < share
             previous = torch.where(real[:, None, None, None], frames[:, :, i - 1], out[-1].detach())
-            out.append(tok.paint(codes[:, i], codes[:, i - 1], previous, have))
-        return torch.stack(out, 2), frames
+            frame, aligned = tok.paint(codes[:, i], codes[:, i - 1], previous, have, aligned=True)
+            out.append(frame)
+            align.append((aligned - frames[:, :, i]).abs().mean())
+        align_loss = torch.stack(align).mean() / tok.data_variance.sqrt()
+        return torch.stack(out, 2), frames, align_loss
 
     @torch.no_grad()
     def evaluate(self, step: int) -> dict[str, float]:
