@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import imageio.v3 as iio
+import numpy as np
 import torch
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, write_all_atomic
@@ -43,6 +44,7 @@ from worldmodel.evaluation.decoders import (
     score_decoders,
     stills,
 )
+from worldmodel.evaluation.media import clip_grid, gif_bytes
 from worldmodel.evaluation.openloop import open_loop
 from worldmodel.tokenizer.swap import TOKENIZER_KINDS, frozen_fingerprint, read_tokenizer
 from worldmodel.tokenizer.vqvae import VQVAE
@@ -77,6 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--context", type=int, default=4, help="real frames before a dream")
     p.add_argument("--out", type=Path, default=Path("runs/compare-decoders"))
     p.add_argument("--stills", type=Path, help="PNG of real vs each decoder, a few frames")
+    p.add_argument(
+        "--gif", type=Path, help="GIF of real vs each decoder's dreams (needs --world-model)"
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     return p.parse_args(argv)
 
@@ -107,6 +112,10 @@ def check_args(args: argparse.Namespace) -> dict[str, Path]:
         if args.stills.suffix.lower() != ".png":
             raise UserError(f"--stills needs a .png file name, got {args.stills.name!r}")
         validate.writable_file("--stills", args.stills)
+    if args.gif is not None:
+        if args.gif.suffix.lower() != ".gif" or args.world_model is None:
+            raise UserError("--gif needs a .gif file name and --world-model (it shows dreams)")
+        validate.writable_file("--gif", args.gif)
     return paths
 
 
@@ -136,12 +145,14 @@ def main(argv: list[str] | None = None) -> None:
             floor = frechet_distance(*feature_stats(real_features), *feature_stats(features(other)))
         scores = score_decoders(real, recons, features, real_features)
         dream_scores: dict[str, DecoderScores] = {}
+        dreams: dict[str, np.ndarray] = {}
         if args.world_model is not None:
             model = WorldModel.load(args.world_model)
             if frozen_fingerprint(model.tokenizer.state_dict()) not in prints:
                 raise UserError("--world-model's tokenizer gives other codes than the decoders'")
             ol = open_loop(model, store, args.clips, args.context, args.length, seed=args.seed)
-            dreams = redecode(decoders, ol.codes, args.length // model.frames_per_step)
+            steps = args.length // model.frames_per_step
+            dreams = redecode(decoders, ol.codes, steps, previous=ol.context[:, -1])
             dream_real = features(ol.real) if features is not None else None
             dream_scores = score_decoders(ol.real, dreams, features, dream_real)
     except (CheckpointError, DatasetError, UserError, ValueError) as e:
@@ -164,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
         picks = [(i * (args.clips // n), args.length - 1) for i in range(n)]
         image = stills(real, list(recons.values()), picks, scale=4)
         files[args.stills] = iio.imwrite("<bytes>", image, extension=".png")
+    if args.gif is not None:
+        rows = [ol.real[:4], *(v[:4] for v in dreams.values())]
+        files[args.gif] = gif_bytes(clip_grid(rows))
     try:
         write_all_atomic(files)
     except OSError as e:

@@ -53,17 +53,28 @@ def reconstructions(
 
 @torch.no_grad()
 def redecode(
-    decoders: dict[str, VQVAE], codes: np.ndarray, steps: int, batch: int = 16
+    decoders: dict[str, VQVAE],
+    codes: np.ndarray,
+    steps: int,
+    batch: int = 16,
+    previous: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Each decoder's frames (N, steps * s, H, W, 3) of the last ``steps`` latent steps of
-    ``codes`` (N, T', H', W'), e.g. a dream's codes after its context."""
+    ``codes`` (N, T', H', W'), e.g. a dream's codes after its context. A context decoder paints
+    them over ``previous`` (N, H, W, 3) uint8, the frame shown before them (the dream's last
+    real context frame), as the dream does; without it, from the codes alone."""
     out: dict[str, list[np.ndarray]] = {name: [] for name in decoders}
     for name, model in decoders.items():
         device = next(model.parameters()).device
         s = model.config.time_down
         for i in range(0, len(codes), batch):
-            frames = model.decode(torch.as_tensor(codes[i : i + batch], device=device))
-            out[name].append(to_uint8(frames[:, :, -steps * s :]))
+            c = torch.as_tensor(codes[i : i + batch], device=device)
+            if model.context is not None and previous is not None:
+                last = to_model(previous[i : i + batch, None], device)[:, :, 0]
+                frames = model.paint_clip(c[:, -steps:], last, c[:, -steps - 1])
+            else:
+                frames = model.decode(c)[:, :, -steps * s :]
+            out[name].append(to_uint8(frames))
     return {name: np.concatenate(v) for name, v in out.items()}
 
 

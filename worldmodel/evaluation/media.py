@@ -22,6 +22,12 @@ def clip_grid(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
     return out
 
 
+def gif_bytes(video: np.ndarray, fps: float = 8.75, scale: int = 2) -> bytes:
+    """(T, H, W, 3) uint8 as the bytes of a looping GIF, enlarged ``scale``x (nearest)."""
+    big = video.repeat(scale, axis=1).repeat(scale, axis=2)
+    return iio.imwrite("<bytes>", big, extension=".gif", duration=1000 / fps, loop=0)
+
+
 def write_gif(path: Path, video: np.ndarray, fps: float = 8.75, scale: int = 2) -> None:
     """Write (T, H, W, 3) uint8 as a looping GIF, enlarged ``scale``x (nearest neighbour)."""
     path.parent.mkdir(parents=True, exist_ok=True)
