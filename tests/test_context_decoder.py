@@ -48,10 +48,13 @@ def test_without_a_previous_frame_its_pixels_are_ignored() -> None:
     tokenizer = with_context(tiny_frame_world_model()).tokenizer
     codes = torch.randint(0, tokenizer.config.n_codes, (2, 3, 8, 8))
     none = torch.zeros(2, dtype=torch.bool)
+    base = torch.rand(2, 3, 64, 64) - 0.5
     with torch.no_grad():
-        a = tokenizer.paint(codes[:, 0], codes[:, 1], torch.rand(2, 3, 64, 64) - 0.5, none)
-        b = tokenizer.paint(codes[:, 0], codes[:, 2], torch.zeros(2, 3, 64, 64), none)
-        seen = tokenizer.paint(codes[:, 0], codes[:, 1], torch.rand(2, 3, 64, 64) - 0.5, ~none)
+        a = tokenizer.paint(codes[:, 0], codes[:, 1], torch.rand(2, 3, 64, 64) - 0.5, none, base)
+        b = tokenizer.paint(codes[:, 0], codes[:, 2], torch.zeros(2, 3, 64, 64), none, base)
+        seen = tokenizer.paint(
+            codes[:, 0], codes[:, 1], torch.rand(2, 3, 64, 64) - 0.5, ~none, base
+        )
     assert torch.equal(a, b) and not torch.allclose(a, seen)
     # decode() paints a clip from its codes alone, each step over the one painted before
     assert torch.equal(tokenizer.decode(codes), tokenizer.paint_clip(codes))
@@ -65,15 +68,19 @@ def test_dream_paints_each_step_over_the_last_frame_shown() -> None:
     frames = rng.integers(0, 256, (2, n, 64, 64, 3), dtype=np.uint8)
     dreamer.start(frames, np.zeros((2, n), np.int64), np.full((2, n, 1), 80.0, np.float32))
     assert np.array_equal(dreamer.shown, frames[:, -1])
+    tok = model.tokenizer
     for _ in range(3):
         shown, before = dreamer.shown.copy(), dreamer.codes[:, -1].clone()
         step = dreamer.step(np.array([1, 2]))
         with torch.no_grad():
-            expected = model.tokenizer.paint(
+            history = dreamer.codes[:, -tok.stream_window :]  # the plain frame, refined
+            base = tok.decode_latents(tok.embed_codes(history), keep=1)[:, :, 0]
+            expected = tok.paint(
                 step.codes,
                 before,
                 to_model(shown[:, None])[:, :, 0],
                 torch.ones(2, dtype=torch.bool),
+                base,
             )
         assert np.array_equal(step.frames, to_uint8(expected[:, :, None]))
         assert np.array_equal(dreamer.shown, step.frames[:, -1])

@@ -71,7 +71,8 @@ def redecode(
             c = torch.as_tensor(codes[i : i + batch], device=device)
             if model.context is not None and previous is not None:
                 last = to_model(previous[i : i + batch, None], device)[:, :, 0]
-                frames = model.paint_clip(c[:, -steps:], last, c[:, -steps - 1])
+                base = model.decode_latents(model.embed_codes(c))[:, :, -steps:]
+                frames = model.paint_clip(c[:, -steps:], last, c[:, -steps - 1], base)
             else:
                 frames = model.decode(c)[:, :, -steps * s :]
             out[name].append(to_uint8(frames))

@@ -185,19 +185,16 @@ class FrameDreamer:
         idx = torch.arange(self.batch, device=self.device)
         if rows is not None:
             idx = torch.as_tensor(rows, device=self.device)
-        streams = self.tokenizer.context is None  # a context decoder paints without one
         if rows is None:
             self.codes = codes
             self.state = state[:, -1].clone()
-            if streams:
-                self.stream.prime(codes)
+            self.stream.prime(codes)
         else:
             if not self.started:
                 raise RuntimeError("start all rows before restarting some")
             self.codes[idx] = codes
             self.state[idx] = state[:, -1]
-            if streams:
-                self.stream.prime(codes, idx.cpu())
+            self.stream.prime(codes, idx.cpu())
         # Rows at an episode start have one more block (BOS -> step 0) than the others.
         for at_start in (True, False):
             sel = torch.nonzero(first == at_start)[:, 0]
@@ -212,7 +209,7 @@ class FrameDreamer:
         self.started = True
         if shown is not None:
             self._set_shown(shown, rows)
-        elif self.sampling.copy_unchanged or not streams:
+        elif self.sampling.copy_unchanged or self.tokenizer.context is not None:
             self._set_shown(self.decode_current(rows), rows)
 
     def _copy_unchanged(
@@ -229,12 +226,19 @@ class FrameDreamer:
         self.shown = np.ascontiguousarray(out[:, -1])
         return out
 
-    def _paint(self, codes: torch.Tensor, before: torch.Tensor) -> np.ndarray:
+    def _paint(
+        self, codes: torch.Tensor, before: torch.Tensor, base: torch.Tensor | None
+    ) -> np.ndarray:
         """The context decoder's frames (B, 1, H, W, 3) uint8 of the new step's codes
-        (B, H', W'), over each dream's last shown frame (the step before had ``before``)."""
+        (B, H', W'), over each dream's last shown frame (the step before had ``before``);
+        ``base``: the plain decoder's frames (B, 3, 1, H, W) (None: decoded here)."""
+        tok = self.tokenizer
+        if base is None:  # the stream's frames, decoded over the stream window instead
+            base = tok.decode_latents(tok.embed_codes(self.codes[:, -tok.stream_window :]), keep=1)
         shown = to_model(self.shown[:, None], self.device)[:, :, 0]  # (B, 3, H, W)
         has = torch.ones(self.batch, dtype=torch.bool, device=self.device)
-        return to_uint8(self.tokenizer.paint(codes, before, shown, has)[:, :, None])
+        frame = tok.paint(codes, before, shown, has, base[:, :, 0])
+        return to_uint8(frame[:, :, None])
 
     @torch.inference_mode()
     def decode_current(self, rows: list[int] | None = None) -> np.ndarray:
@@ -287,8 +291,9 @@ class FrameDreamer:
         previous = self.codes[:, -1]
         self.codes = torch.cat([self.codes, step_codes], 1)[:, -self.history :]
         t1 = time.perf_counter()
-        if self.tokenizer.context is not None:
-            frames = self._paint(step_codes[:, 0], previous)  # (B, 1, H, W, 3)
+        if self.tokenizer.context is not None:  # the plain frame, refined over the last shown
+            base = self.stream.step(step_codes) if self.streaming else None
+            frames = self._paint(step_codes[:, 0], previous, base)  # (B, 1, H, W, 3)
         elif self.streaming:
             frames = to_uint8(self.stream.step(step_codes))  # (B, s, H, W, 3)
         else:

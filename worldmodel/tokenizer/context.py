@@ -1,24 +1,26 @@
-"""The context decoder: paints a frame from its codes *and the frame shown before it*
-(beyond the paper; after Delta-IRIS's context-aware decoder).
+"""The context decoder: refines the tokenizer's frame with the frame shown before it (beyond
+the paper; after Delta-IRIS's context-aware decoder).
 
 A code stands for an 8x8-pixel patch, finer than the floor's grass and the walls' bricks, so a
 decoder that reads only the codes has to invent texture and averages it away. In a game most of
-a frame is the previous frame moved by the player: this decoder reads the codes of the new step
-and of the step before (what changed, and so how the view moved), and the previous shown frame
-(its pixels), and
+a frame is the previous frame moved by the player: this decoder reads the plain decoder's frame
+of the new step (the *base*: right in the large, blurred in the small), the codes of the new
+step and of the step before (what changed, and so how the view moved), and the previous shown
+frame (its pixels), and
 
 1. estimates from them a flow field (where each pixel of the new frame was in the old one),
 2. warps the previous frame by it: the *aligned previous frame*, texture included,
-3. mixes that with what the codes say at half resolution, and outputs per pixel a gate (how
-   much of the aligned frame to keep) and a correction: ``frame = gate * aligned + delta``.
+3. outputs per pixel a gate (how much of the aligned frame to take) and a correction:
+   ``frame = base + gate * (aligned - base) + delta``.
 
-New content (the edge a turn reveals, a medkit that appears) comes from the codes; what is
-still in view comes from pixels the player has seen. Without a previous frame (a dream started
-from codes alone) it paints from the codes, like the plain decoder.
+New content (the edge a turn reveals, a medkit that appears) comes from the base; what is still
+in view keeps the pixels the player has seen. It starts as the base (gate near 0, no
+correction), so it never has to relearn what the plain decoder knows; without a previous frame
+(a dream started from codes alone) it is the base.
 
 The codes stay the tokenizer's: the encoder, codebook and prior are untouched, so a shipped
 prior dreams through this decoder unchanged. In a dream the previous frame is the decoder's own
-last output, so the stage that trains it (``worldmodel/training/context_stage.py``) rolls it out
+last output, so the stage that trains it (``worldmodel/training/decoder_stage.py``) rolls it out
 on its own outputs. Shapes: frames (B, 3, H, W) float in [-0.5, 0.5]; code vectors
 (B, D, H', W').
 """
@@ -64,8 +66,9 @@ class ContextDecoder(nn.Module):
             raise ValueError("the context decoder needs space_down of at least 4")
         self.resolution, self.max_flow = resolution, max_flow
         widths = [width * 2**i for i in range(self.levels + 1)]  # half resolution first
-        # the previous frame, space-to-depth at half resolution (12 channels) + a has-frame flag
-        self.prev_in = _conv(13, widths[0])
+        # the previous frame and the base, space-to-depth at half resolution (12 channels
+        # each), and a has-frame flag
+        self.prev_in = _conv(25, widths[0])
         self.prev_down = nn.ModuleList(
             _conv(widths[i], widths[i + 1], 4, 2) for i in range(self.levels)
         )
@@ -80,12 +83,12 @@ class ContextDecoder(nn.Module):
         self.flow = _conv(widths[1], 2)  # at quarter resolution, in pixels (tanh * max_flow)
         nn.init.zeros_(self.flow.weight)
         nn.init.zeros_(self.flow.bias)
-        self.top = nn.Sequential(_conv(2 * widths[0] + 12, widths[0]), _Res(widths[0]))
+        self.top = nn.Sequential(_conv(2 * widths[0] + 24, widths[0]), _Res(widths[0]))
         self.out = _conv(widths[0], 16)  # 12: the correction, 4: the gate, per 2x2 pixels
         nn.init.zeros_(self.out.weight)
         with torch.no_grad():
             self.out.bias.zero_()
-            self.out.bias[12:] = 2.0  # start by keeping most of the aligned previous frame
+            self.out.bias[12:] = -3.0  # start as the base (gate 0.05)
 
     def forward(
         self,
@@ -93,20 +96,23 @@ class ContextDecoder(nn.Module):
         codes_before: torch.Tensor,
         previous: torch.Tensor,
         has_previous: torch.Tensor,
+        base: torch.Tensor,
         aligned: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Frame (B, 3, H, W) for code vectors ``codes`` and ``codes_before`` (B, D, H', W'),
-        the previous shown frame (B, 3, H, W) and ``has_previous`` (B,) bool (False: no frame
-        before; its pixels and codes are then ignored). ``aligned``: also return the aligned
-        previous frame (B, 3, H, W), which training scores on its own so the flow learns even
-        where the gate does not yet trust it."""
+        the previous shown frame (B, 3, H, W), ``has_previous`` (B,) bool (False: no frame
+        before; its pixels and codes are then ignored) and the plain decoder's frame ``base``
+        (B, 3, H, W). ``aligned``: also return the aligned previous frame (B, 3, H, W), which
+        training scores on its own so the flow learns even where the gate does not yet trust
+        it."""
         b = codes.shape[0]
         have = has_previous.to(codes.dtype).view(b, 1, 1, 1)
         previous = previous * have
         codes_before = codes_before * have
         half = F.pixel_unshuffle(previous, 2)  # (B, 12, H/2, W/2)
+        base_half = F.pixel_unshuffle(base, 2)
         flag = have.expand(b, 1, *half.shape[2:])
-        feats = [F.silu(self.prev_in(torch.cat([half, flag], 1)))]
+        feats = [F.silu(self.prev_in(torch.cat([half, base_half, flag], 1)))]
         for down in self.prev_down:
             feats.append(F.silu(down(feats[-1])))
         x = F.silu(self.codes_in(torch.cat([codes, codes_before], 1)))
@@ -116,11 +122,11 @@ class ContextDecoder(nn.Module):
             x = self.merge[i - 1](torch.cat([x, feats[i]], 1))
         aligned_frame = self.warp(previous, self.max_flow * torch.tanh(self.flow(x)))
         x = F.silu(self.up[0](F.interpolate(x, scale_factor=2.0, mode="nearest")))
-        x = self.top(torch.cat([x, feats[0], F.pixel_unshuffle(aligned_frame, 2)], 1))
+        x = self.top(torch.cat([x, feats[0], F.pixel_unshuffle(aligned_frame, 2), base_half], 1))
         out = self.out(F.silu(x))
         delta = F.pixel_shuffle(out[:, :12], 2)  # (B, 3, H, W)
-        gate = torch.sigmoid(F.pixel_shuffle(out[:, 12:], 2))  # (B, 1, H, W)
-        frame = gate * aligned_frame + delta
+        gate = torch.sigmoid(F.pixel_shuffle(out[:, 12:], 2)) * have  # (B, 1, H, W)
+        frame = base + gate * (aligned_frame - base) + delta
         return (frame, aligned_frame) if aligned else frame
 
     def warp(self, frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

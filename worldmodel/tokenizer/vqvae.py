@@ -270,12 +270,14 @@ class VQVAE(nn.Module):
         codes_before: torch.Tensor,
         previous: torch.Tensor,
         has_previous: torch.Tensor,
+        base: torch.Tensor,
         aligned: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The context decoder's frame (B, 3, H, W) for one step's codes (B, H', W'), the step
-        before's codes (B, H', W'), the frame shown before (B, 3, H, W) and which rows have one
-        (B,) bool (see ``worldmodel.tokenizer.context``); with gradients. ``aligned``: also the
-        aligned previous frame."""
+        before's codes (B, H', W'), the frame shown before (B, 3, H, W), which rows have one
+        (B,) bool and the plain decoder's frame of the step ``base`` (B, 3, H, W) (see
+        ``worldmodel.tokenizer.context``); with gradients. ``aligned``: also the aligned
+        previous frame."""
         if self.context is None:
             raise ValueError("this tokenizer has no context decoder (vqvae.context_width = 0)")
         embed = self.quantizer.lookup  # (B, H', W') -> (B, H', W', D)
@@ -284,6 +286,7 @@ class VQVAE(nn.Module):
             embed(codes_before).permute(0, 3, 1, 2),
             previous,
             has_previous,
+            base,
             aligned,
         )
 
@@ -292,26 +295,28 @@ class VQVAE(nn.Module):
         codes: torch.Tensor,
         previous: torch.Tensor | None = None,
         codes_before: torch.Tensor | None = None,
-        detach: bool = True,
+        base: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Frames (B, 3, T', H, W) painted step by step for codes (B, T', H', W'), each over
-        the one before (``previous`` (B, 3, H, W): the frame before the first step, with its
-        codes ``codes_before`` (B, H', W'); None: the first is painted from its codes alone).
-        ``detach``: no gradient flows from one step into the next (as in a dream, where the
-        last frame shown is a fixed input)."""
-        b = codes.shape[0]
-        has = torch.full((b,), previous is not None, dtype=torch.bool, device=codes.device)
-        if previous is None:
-            res = self.config.resolution
-            previous = torch.zeros(b, 3, res, res, device=codes.device)
-        frames = []
-        before = codes[:, 0] if codes_before is None else codes_before
-        for t in range(codes.shape[1]):
-            frame = self.paint(codes[:, t], before, previous, has)
-            frames.append(frame)
-            previous, before = (frame.detach() if detach else frame), codes[:, t]
-            has = torch.ones_like(has)
-        return torch.stack(frames, 2)
+        the one painted before (``previous`` (B, 3, H, W): the frame before the first step,
+        with its codes ``codes_before`` (B, H', W'); None: the first is the plain decoder's).
+        ``base``: the plain decoder's frames (B, 3, T', H, W) of these steps, if already made
+        (with a longer code history, say); else decoded from ``codes``. Without gradients."""
+        with torch.no_grad():
+            if base is None:
+                base = self.decode_latents(self.embed_codes(codes))
+            b = codes.shape[0]
+            has = torch.full((b,), previous is not None, dtype=torch.bool, device=codes.device)
+            if previous is None:
+                previous = torch.zeros_like(base[:, :, 0])
+            before = codes[:, 0] if codes_before is None else codes_before
+            frames = []
+            for t in range(codes.shape[1]):
+                frame = self.paint(codes[:, t], before, previous, has, base[:, :, t])
+                frames.append(frame)
+                previous, before = frame, codes[:, t]
+                has = torch.ones_like(has)
+            return torch.stack(frames, 2)
 
     @torch.no_grad()
     def decode_last(self, codes: torch.Tensor) -> torch.Tensor:

@@ -248,7 +248,9 @@ class DecoderStage:
         """Painted frames and their real ones (B, 3, T, H, W) of a context-decoder window, and
         the alignment loss (the aligned previous frames against the real ones, L1).
 
-        Step 0 is painted from its codes alone; each later step over the frame before it:
+        Step 0 is painted from its codes alone (the plain decoder's frame, which the context
+        decoder refines: computed here over the whole window); each later step over the frame
+        before it:
         the real one or the decoder's own last output (detached, as a dream shows it). A
         decoder that reads its own output must learn on it, or errors compound; but at first
         its output is worthless and it would learn to ignore the frame altogether, so the
@@ -259,13 +261,18 @@ class DecoderStage:
         t = self.tune
         share = t.teacher + (1.0 - t.teacher) * max(0.0, 1.0 - step / max(1, t.teacher_steps))
         b = codes.shape[0]
+        with torch.no_grad():  # the plain decoder's frames: frozen here
+            base = tok.decode_latents(tok.embed_codes(codes))
         have = torch.ones(b, dtype=torch.bool, device=codes.device)
-        out = [tok.paint(codes[:, 0], codes[:, 0], torch.zeros_like(frames[:, :, 0]), ~have)]
+        none = torch.zeros_like(frames[:, :, 0])
+        out = [tok.paint(codes[:, 0], codes[:, 0], none, ~have, base[:, :, 0])]
         align = []
         for i in range(1, codes.shape[1]):
             real = torch.rand(b, device=codes.device) < share
             previous = torch.where(real[:, None, None, None], frames[:, :, i - 1], out[-1].detach())
-            frame, aligned = tok.paint(codes[:, i], codes[:, i - 1], previous, have, aligned=True)
+            frame, aligned = tok.paint(
+                codes[:, i], codes[:, i - 1], previous, have, base[:, :, i], aligned=True
+            )
             out.append(frame)
             align.append((aligned - frames[:, :, i]).abs().mean())
         align_loss = torch.stack(align).mean() / tok.data_variance.sqrt()
@@ -285,7 +292,8 @@ class DecoderStage:
             recon.append(to_uint8(tok.decode(codes)))
             if self.tune.context:
                 first = to_model(frames[:, :1], self.device)[:, :, 0]
-                ctx.append(to_uint8(tok.paint_clip(codes[:, 1:], first, codes[:, 0])))
+                base = tok.decode_latents(tok.embed_codes(codes))[:, :, 1:]
+                ctx.append(to_uint8(tok.paint_clip(codes[:, 1:], first, codes[:, 0], base)))
         real_a, recon_a = np.concatenate(real), np.concatenate(recon)
         write_gif(
             self.out_dir / "samples" / f"decoder_{step:07d}.gif",
