@@ -129,3 +129,16 @@ def test_context_stage_needs_a_width(hg_dataset: Path, tmp_path: Path):
             overrides=["decoder.context=true"],
             progress=False,
         )
+
+
+def test_block_matching_finds_a_sideways_shift() -> None:
+    from worldmodel.tokenizer.context import match_flow
+
+    torch.manual_seed(0)
+    previous = torch.rand(2, 3, 64, 64) - 0.5
+    base = torch.roll(previous, shifts=-6, dims=3)  # the view turned: pixel x shows old x + 6
+    flow, cost = match_flow(previous, base, torch.tensor(-8.0))
+    assert flow.shape == (2, 2, 32, 32) and cost.shape == (2, 1, 32, 32)
+    inside = flow[:, :, 4:-8, 4:-8]  # away from the edge the roll wrapped
+    assert torch.allclose(inside[:, 0], torch.full_like(inside[:, 0], 6.0), atol=1e-3)
+    assert inside[:, 1].abs().max() < 1e-3

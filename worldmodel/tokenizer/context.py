@@ -8,7 +8,10 @@ of the new step (the *base*: right in the large, blurred in the small), the code
 step and of the step before (what changed, and so how the view moved), and the previous shown
 frame (its pixels), and
 
-1. estimates from them a flow field (where each pixel of the new frame was in the old one),
+1. estimates from them a flow field (where each pixel of the new frame was in the old one):
+   block matching of the previous frame against the base at half resolution over +-14 pixels
+   sideways and +-4 up and down (a soft arg-min of the matching cost, so it is right from the
+   first step and differentiable), plus a learned correction,
 2. warps the previous frame by it: the *aligned previous frame*, texture included,
 3. outputs per pixel a gate (how much of the aligned frame to take) and a correction:
    ``frame = base + gate * (aligned - base) + delta``.
@@ -32,6 +35,38 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Half-resolution pixels searched each way by the block matching: a turn moves the view by
+# 4-13 pixels a step at 64x64 (docs/ARCHITECTURE.md), a step forward less.
+MATCH_X, MATCH_Y = 7, 2
+
+
+def match_flow(
+    previous: torch.Tensor, base: torch.Tensor, log_tau: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block matching at half resolution: for each place of ``base`` (B, 3, H, W), how far the
+    best-matching place of ``previous`` (B, 3, H, W) is, as a soft arg-min over the shifts
+    within :data:`MATCH_X`, :data:`MATCH_Y` of the 3x3-block mean absolute difference.
+    Returns the flow (B, 2, H/2, W/2) in full-resolution pixels (x, y) and the best cost
+    (B, 1, H/2, W/2)."""
+    prev, ref = F.avg_pool2d(previous, 2), F.avg_pool2d(base, 2)  # (B, 3, h, w)
+    b, c, h, w = ref.shape
+    kh, kw = 2 * MATCH_Y + 1, 2 * MATCH_X + 1
+    padded = F.pad(prev, (MATCH_X, MATCH_X, MATCH_Y, MATCH_Y), mode="replicate")
+    shifted = F.unfold(padded, (kh, kw)).view(b, c, kh * kw, h, w)  # every shift of prev
+    cost = (shifted - ref[:, :, None]).abs().mean(1)  # (B, D, h, w)
+    cost = F.avg_pool2d(cost, 3, 1, 1, count_include_pad=False)  # over 3x3 blocks
+    weights = torch.softmax(-cost / log_tau.exp(), 1)
+    dy, dx = torch.meshgrid(
+        torch.arange(-MATCH_Y, MATCH_Y + 1, device=ref.device, dtype=ref.dtype),
+        torch.arange(-MATCH_X, MATCH_X + 1, device=ref.device, dtype=ref.dtype),
+        indexing="ij",
+    )
+    flow = torch.stack(
+        [(weights * dx.reshape(1, -1, 1, 1)).sum(1), (weights * dy.reshape(1, -1, 1, 1)).sum(1)],
+        1,
+    )  # (B, 2, h, w), half-resolution pixels
+    return 2.0 * flow, cost.min(1, keepdim=True).values
 
 
 def _conv(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -80,10 +115,12 @@ class ContextDecoder(nn.Module):
             nn.Sequential(_conv(2 * widths[i], widths[i]), _Res(widths[i]))
             for i in range(1, self.levels)
         )
-        self.flow = _conv(widths[1], 2)  # at quarter resolution, in pixels (tanh * max_flow)
+        # the block-matched flow's correction, at quarter resolution (tanh * max_flow / 4)
+        self.flow = _conv(widths[1] + 3, 2)
         nn.init.zeros_(self.flow.weight)
         nn.init.zeros_(self.flow.bias)
-        self.top = nn.Sequential(_conv(2 * widths[0] + 24, widths[0]), _Res(widths[0]))
+        self.log_tau = nn.Parameter(torch.tensor(math.log(0.01)))  # the matching's softness
+        self.top = nn.Sequential(_conv(2 * widths[0] + 24 + 3, widths[0]), _Res(widths[0]))
         self.out = _conv(widths[0], 16)  # 12: the correction, 4: the gate, per 2x2 pixels
         nn.init.zeros_(self.out.weight)
         with torch.no_grad():
@@ -120,9 +157,15 @@ class ContextDecoder(nn.Module):
         for i in reversed(range(1, self.levels)):  # up to quarter resolution
             x = F.silu(self.up[i](F.interpolate(x, scale_factor=2.0, mode="nearest")))
             x = self.merge[i - 1](torch.cat([x, feats[i]], 1))
-        aligned_frame = self.warp(previous, self.max_flow * torch.tanh(self.flow(x)))
+        matched, cost = match_flow(previous, base, self.log_tau)  # half resolution
+        evidence = torch.cat([matched, cost], 1) * have
+        quarter = F.avg_pool2d(evidence, 2)
+        correction = self.max_flow / 4 * torch.tanh(self.flow(torch.cat([x, quarter], 1)))
+        flow = matched + F.interpolate(correction, scale_factor=2.0, mode="bilinear")
+        aligned_frame = self.warp(previous, flow)
         x = F.silu(self.up[0](F.interpolate(x, scale_factor=2.0, mode="nearest")))
-        x = self.top(torch.cat([x, feats[0], F.pixel_unshuffle(aligned_frame, 2), base_half], 1))
+        x = torch.cat([x, feats[0], F.pixel_unshuffle(aligned_frame, 2), base_half, evidence], 1)
+        x = self.top(x)
         out = self.out(F.silu(x))
         delta = F.pixel_shuffle(out[:, :12], 2)  # (B, 3, H, W)
         gate = torch.sigmoid(F.pixel_shuffle(out[:, 12:], 2)) * have  # (B, 1, H, W)
