@@ -74,12 +74,13 @@ def test_a_block_never_sees_later_blocks_or_later_actions() -> None:
     assert not torch.allclose(changed.code_logits[:, 4:], out.code_logits[:, 4:])
 
 
-@pytest.mark.parametrize("context", [2, 4, 5])
-def test_cached_dream_steps_equal_the_full_pass(context: int) -> None:
+@pytest.mark.parametrize("context,group", [(2, 1), (4, 1), (5, 1), (4, 2)])
+def test_cached_dream_steps_equal_the_full_pass(context: int, group: int) -> None:
     """Teacher-forced through the dreamer (ring cache, one pass per step) = one full pass over
     the whole sequence, including after the window (4 blocks) starts rolling. (A start keeps
-    at most ``steps`` blocks, so with more context than that the first steps would differ.)"""
-    tok, prior = tiny(window=4)
+    at most ``steps`` blocks, so with more context than that the first steps would differ.)
+    ``group`` 2: tokens of 2x2 codes."""
+    tok, prior = tiny(window=4, codebook=group == 1, group=group)
     frames, actions, variables = episode()
     actions[:, 0] = 3  # mid-episode: the first frame is context only
     codes = tok.encode(to_model(frames))
@@ -100,6 +101,21 @@ def test_cached_dream_steps_equal_the_full_pass(context: int) -> None:
         )
         torch.testing.assert_close(seen[1], full.state_logits[0][:, -1], atol=1e-5, rtol=0)
         seen.clear()
+
+
+def test_grouped_tokens_read_and_predict_their_own_block_of_codes() -> None:
+    _, prior = tiny(codebook=False, group=2)  # an 8x8 grid in 16 tokens of 2x2 codes
+    codes = torch.randint(0, 32, (1, 1, 64))
+    changed = codes.clone()
+    changed[0, 0, 3 * 8 + 5] = (changed[0, 0, 3 * 8 + 5] + 1) % 32  # row 3, column 5
+    diff = (prior._embed_codes(changed) - prior._embed_codes(codes)).abs().sum(-1)[0, 0]
+    assert diff.nonzero().flatten().tolist() == [1 * 4 + 2]  # token row 1, column 2
+    token = torch.arange(16.0).view(1, 1, 16, 1, 1)
+    place = torch.arange(4.0).view(1, 1, 1, 4, 1)
+    logits = (10 * token + place).expand(1, 1, 16, 4, 32).reshape(1, 1, 16, 128)
+    out = prior._ungroup(logits)[0, 0, :, 0].view(8, 8)
+    for r, c in ((0, 0), (3, 5), (7, 6)):
+        assert out[r, c] == 10 * ((r // 2) * 4 + c // 2) + (r % 2) * 2 + c % 2
 
 
 class dreamer_sampler_spy:
@@ -263,8 +279,8 @@ def test_state_change_odds_scale_the_odds_of_a_change_and_keep_which_change() ->
 @pytest.mark.parametrize("reveal", [False, True])
 def test_keep_likely_holds_a_dream_still_or_leaves_it_alone(reveal: bool) -> None:
     """keep_likely ~0 keeps every code of the last step (a frozen dream, in one pass or in a
-    reveal prior's 4); above 1 it never keeps one, so the dream is the one drawn without the
-    rule from the same seed."""
+    reveal prior's 4); at 1 it keeps none, so the dream is the one drawn without the
+    rule from the same seed (at 1 only a code the model is certain of would be kept)."""
     tok, prior = tiny(window=4, reveal=reveal)
     frames = np.random.default_rng(0).integers(0, 256, (2, 2, 64, 64, 3), dtype=np.uint8)
     actions = np.array([[-1, 1], [-1, 2]])
@@ -281,6 +297,6 @@ def test_keep_likely_holds_a_dream_still_or_leaves_it_alone(reveal: bool) -> Non
     assert all(
         torch.equal(a, b)
         for a, b in zip(
-            codes(SamplingConfig(keep_likely=1.01)), codes(SamplingConfig()), strict=True
+            codes(SamplingConfig(keep_likely=1.0)), codes(SamplingConfig()), strict=True
         )
     )

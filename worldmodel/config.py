@@ -250,22 +250,39 @@ class FramePriorConfig:
             "in several passes (MaskGIT-style iterative decoding; beyond the paper)"
         ),
     )
+    group: int = field(
+        default=1,
+        metadata=_help(
+            "codes per token along each side: 2 makes each token read and predict a 2x2 block "
+            "of codes, so a 16x16 code grid costs the prior what 8x8 does (beyond the paper)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} must divide by n_heads {self.n_heads}")
+        if self.group < 1 or self.height % self.group or self.width % self.group:
+            raise ValueError(f"group {self.group} must divide the code grid {self.height}")
+        if self.group > 1 and (self.reveal or self.codebook_dim):
+            raise ValueError("grouped tokens (group > 1) work without reveal and codebook_dim")
         if not 0.0 <= self.corrupt < 1.0:
             raise ValueError(f"corrupt must be in [0, 1), got {self.corrupt}")
         object.__setattr__(self, "state_vocab", tuple(int(v) for v in self.state_vocab))
 
     @property
     def code_slots(self) -> int:
+        """Codes per step."""
         return self.height * self.width
+
+    @property
+    def code_tokens(self) -> int:
+        """Tokens that carry a step's codes (each ``group`` x ``group`` of them)."""
+        return self.code_slots // (self.group * self.group)
 
     @property
     def slots(self) -> int:
         """Tokens per block: codes, then one per game variable."""
-        return self.code_slots + len(self.state_vocab)
+        return self.code_tokens + len(self.state_vocab)
 
     @property
     def cond_dim(self) -> int:

@@ -124,7 +124,8 @@ class FramePrior(nn.Module):
         self.config = c = config
         d = c.d_model
         self.bos = c.n_codes
-        self.tok_emb = nn.Embedding(c.n_codes + 1, d)
+        # one table per place inside a token's group of codes (one table when group is 1)
+        self.tok_emb = nn.Embedding(c.group * c.group * (c.n_codes + 1), d)
         if c.codebook_dim:  # filled from the tokenizer by set_codebook()
             self.register_buffer("codebook", torch.zeros(c.n_codes, c.codebook_dim))
             self.code_in = nn.Linear(c.codebook_dim, d, bias=False)
@@ -141,7 +142,8 @@ class FramePrior(nn.Module):
         self.time_bias = nn.Parameter(torch.zeros(c.n_heads, c.steps))
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layers))
         self.ln_f = CondLayerNorm(d, c.cond_dim)
-        self.head = None if c.codebook_dim else nn.Linear(d, c.n_codes, bias=False)
+        g2 = c.group * c.group
+        self.head = None if c.codebook_dim else nn.Linear(d, g2 * c.n_codes, bias=False)
         self.state_head = nn.Linear(d, max(1, sum(c.state_vocab)))
         self.apply(self._init)
         for block in self.blocks:  # GPT-2: residual projections scaled by depth
@@ -204,7 +206,7 @@ class FramePrior(nn.Module):
         (B, T, H*W): each block's own codes revealed so far, ``mask_id`` where hidden (reveal
         priors only; None: all hidden)."""
         c = self.config
-        x = self.tok_emb(codes)
+        x = self._embed_codes(codes)
         if self.reveal_emb is not None:
             x = x + self.reveal_emb(
                 torch.full_like(codes, self.mask_id) if current is None else current
@@ -231,15 +233,36 @@ class FramePrior(nn.Module):
             x = x + self.level_emb(lv)[:, None, None]
         return x
 
+    def _embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, T, H*W) codes -> (B, T, tokens, d): each token the sum of its group's codes,
+        each embedded by the table of its place in the group."""
+        c, g = self.config, self.config.group
+        if g == 1:
+            return self.tok_emb(codes)
+        b, t = codes.shape[:2]
+        grid = codes.view(b, t, c.height // g, g, c.width // g, g).permute(0, 1, 2, 4, 3, 5)
+        grid = grid.reshape(b, t, c.code_tokens, g * g)  # (B, T, tokens, g*g)
+        place = torch.arange(g * g, device=codes.device) * (c.n_codes + 1)
+        return self.tok_emb(grid + place).sum(-2)
+
+    def _ungroup(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, T, tokens, g*g*K) -> (B, T, H*W, K) in the codes' row-major order."""
+        c, g = self.config, self.config.group
+        if g == 1:
+            return logits
+        b, t = logits.shape[:2]
+        x = logits.view(b, t, c.height // g, c.width // g, g, g, c.n_codes)
+        return x.permute(0, 1, 2, 4, 3, 5, 6).reshape(b, t, c.code_slots, c.n_codes)
+
     def logits(self, hidden: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, T, slots, d) final hidden states -> code logits (B, T, H*W, K) and per-variable
         state logits (B, T, bins)."""
         c = self.config
-        h_codes, h_state = hidden[:, :, : c.code_slots], hidden[:, :, c.code_slots :]
+        h_codes, h_state = hidden[:, :, : c.code_tokens], hidden[:, :, c.code_tokens :]
         if c.codebook_dim:
             code_logits = self.code_out(h_codes) @ self.codebook.T + self.code_bias
         else:
-            code_logits = self.head(h_codes)
+            code_logits = self._ungroup(self.head(h_codes))
         state_logits = []
         start = 0
         for v, n in enumerate(c.state_vocab):
