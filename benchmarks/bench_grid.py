@@ -4,7 +4,8 @@ step does not depend on them).
 
     python benchmarks/bench_grid.py --threads 1
 
-For each grid: the prior's part of one dream step at batch 1 (play) and at batch 64 (agents),
+Three cases: 8x8 codes, 16x16 codes one per token, and 16x16 codes in tokens of 2x2
+(``frame.group=2``: 64 tokens a frame, as 8x8). For each: the prior's part of one dream step at batch 1 (play) and at batch 64 (agents),
 in one pass with the ring cache, and one training step (the cpu preset's batch of 8 windows of
 32 blocks, forward + backward + AdamW). The tokenizer's decode is not included (it is measured
 in bench_play / bench_dream). Medians over the repeats, both grids in one run.
@@ -37,14 +38,19 @@ def median_ms(fn, repeats: int) -> float:
     return float(np.median(times)) * 1e3
 
 
-def grid_case(space_down: int, repeats: int) -> dict[str, float]:
+def grid_case(space_down: int, repeats: int, group: int = 1) -> dict[str, float]:
     vq = dataclasses.replace(VQVAE_PRESETS["cpu"], space_down=space_down)
     tokenizer = VQVAE(vq).eval()
     game = GameState(("HEALTH",))
     config = frame_prior_config_for(FRAME_PRIOR_PRESETS["cpu"], vq, 6, game.vocab)
+    config = dataclasses.replace(config, group=group, corrupt=0.0)
     prior = FramePrior(config).eval()
     side = vq.resolution // space_down
-    out = {"grid": side, "params_M": sum(p.numel() for p in prior.parameters()) / 1e6}
+    out = {
+        "grid": side,
+        "group": group,
+        "params_M": sum(p.numel() for p in prior.parameters()) / 1e6,
+    }
     for batch in (1, 64):
         dreamer = FrameDreamer(tokenizer, prior, game, batch, SamplingConfig(passes=1))
         codes = torch.randint(0, vq.n_codes, (batch, config.steps + 1, side, side))
@@ -76,23 +82,25 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rows = [grid_case(8, args.repeats), grid_case(4, args.repeats)]
+    rows = [grid_case(8, args.repeats), grid_case(4, args.repeats), grid_case(4, args.repeats, 2)]
     print(f"frame prior (cpu preset), torch threads {args.threads}, medians of {args.repeats}")
-    print("| code grid | params (M) | prior ms, batch 1 | prior ms, batch 64 | "
+    print("| code grid (tokens of) | params (M) | prior ms, batch 1 | prior ms, batch 64 | "
           "prior frames/s, batch 64 | train step ms (8 x 32 blocks) |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['grid']}x{r['grid']} | {r['params_M']:.2f} | {r['prior_ms_b1']:.1f} | "
+            f"| {r['grid']}x{r['grid']} ({r['group']}x{r['group']}) | {r['params_M']:.2f} | {r['prior_ms_b1']:.1f} | "
             f"{r['prior_ms_b64']:.1f} | {64e3 / r['prior_ms_b64']:.0f} | "
             f"{r['train_step_ms']:.0f} |"
         )
-    a, b = rows
-    print(
-        f"16x16 / 8x8: prior at batch 1 {b['prior_ms_b1'] / a['prior_ms_b1']:.1f}x, "
-        f"batch 64 {b['prior_ms_b64'] / a['prior_ms_b64']:.1f}x, "
-        f"training {b['train_step_ms'] / a['train_step_ms']:.1f}x"
-    )
+    a = rows[0]
+    for b in rows[1:]:
+        print(
+            f"16x16 ({b['group']}x{b['group']} tokens) / 8x8: prior at batch 1 "
+            f"{b['prior_ms_b1'] / a['prior_ms_b1']:.1f}x, batch 64 "
+            f"{b['prior_ms_b64'] / a['prior_ms_b64']:.1f}x, "
+            f"training {b['train_step_ms'] / a['train_step_ms']:.1f}x"
+        )
 
 
 if __name__ == "__main__":
