@@ -73,6 +73,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(a fine-tune; e.g. worldmodel/assets/ENV.pt with --set frame.reveal=true)",
     )
     p.add_argument(
+        "--init-dynamics",
+        type=Path,
+        metavar="CKPT",
+        help="--stage prior: start from this frame-prior model's dynamics (all but its code "
+        "embeddings and head) over a new tokenizer's codes, e.g. 16x16 codes in 2x2 tokens "
+        "(--set vqvae.space_down=4 --set frame.group=2) after an 8x8 model",
+    )
+    p.add_argument(
         "--no-state",
         action="store_true",
         help="frame prior without game-state tokens (frames only, the dream cannot end)",
@@ -231,6 +239,7 @@ def run_prior(args: argparse.Namespace, runtime: Runtime, out: Path, data: Path)
         arch,
         not args.no_state,
         init=args.init_prior,
+        init_dynamics=args.init_dynamics,
     )
 
 

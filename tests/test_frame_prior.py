@@ -300,3 +300,23 @@ def test_keep_likely_holds_a_dream_still_or_leaves_it_alone(reveal: bool) -> Non
             codes(SamplingConfig(keep_likely=1.0)), codes(SamplingConfig()), strict=True
         )
     )
+
+
+def test_dynamics_carry_over_to_a_prior_over_finer_codes_in_grouped_tokens() -> None:
+    """--init-dynamics: an 8x8 prior's weights start a prior over 16x16 codes in 2x2 tokens,
+    all but what reads or writes the codes; another token grid is refused."""
+    from worldmodel.checkpoint import CheckpointError
+    from worldmodel.training.prior_init import CODE_WEIGHTS, load_dynamics_weights
+
+    _, old = tiny(codebook=False)
+    fine = FramePriorConfig(**{**vars(old.config), "height": 16, "width": 16, "group": 2})
+    new = FramePrior(fine)
+    blob = {"kind": "prior", "model": old.state_dict()}
+    fresh = load_dynamics_weights(new, blob)
+    assert fresh and all(k.startswith(CODE_WEIGHTS) for k in fresh)
+    for key, value in old.state_dict().items():
+        if not key.startswith(CODE_WEIGHTS):
+            assert torch.equal(new.state_dict()[key], value), key
+    coarse = FramePriorConfig(**{**vars(old.config), "height": 16, "width": 16})  # 256 tokens
+    with pytest.raises(CheckpointError, match="token grid"):
+        load_dynamics_weights(FramePrior(coarse), blob)

@@ -1,4 +1,5 @@
-"""Start a frame prior from a trained one (``train.py --stage prior --init-prior CKPT``).
+"""Start a frame prior from a trained one (``train.py --stage prior --init-prior CKPT``), or
+only its dynamics for a prior over other codes (``--init-dynamics CKPT``).
 
 A fine-tune: the new run reads the same codes as the checkpoint's prior, so its tokenizer is the
 checkpoint's (written into the run folder when the folder has none, else required to be the
@@ -73,3 +74,40 @@ def load_init_weights(model: nn.Module, blob: dict[str, Any]) -> list[str]:
     missing = sorted(set(own) - set(weights))
     model.load_state_dict(weights, strict=False)
     return missing
+
+
+# What reads or writes the codes themselves: a prior over another tokenizer's codes starts these
+# afresh; everything else (attention, MLPs, norms, actions, game state, place and time
+# embeddings) is how the game moves, and carries over.
+CODE_WEIGHTS = (
+    "tok_emb.",
+    "head.",
+    "reveal_emb.",
+    "codebook",
+    "code_in.",
+    "code_out.",
+    "code_bias",
+)
+
+
+def load_dynamics_weights(model: nn.Module, blob: dict[str, Any]) -> list[str]:
+    """Copy ``blob``'s frame-prior weights into ``model`` except those of the codes
+    (:data:`CODE_WEIGHTS`): a warm start for a prior over a new tokenizer's codes laid out on
+    the same token grid (e.g. 16x16 codes in 2x2 tokens after an 8x8 prior). Returns the names
+    that start afresh.
+
+    Raises:
+        CheckpointError: any other weight of another shape (a prior of another size, or a
+            token grid of another shape).
+    """
+    weights = float32_state(blob["model"] if blob["kind"] == "prior" else blob["prior"])
+    own = model.state_dict()
+    keep = {k: v for k, v in weights.items() if k in own and not k.startswith(CODE_WEIGHTS)}
+    wrong = sorted(k for k, v in keep.items() if v.shape != own[k].shape)
+    if wrong:
+        raise CheckpointError(
+            "the --init-dynamics model is another size of prior or another token grid "
+            f"({', '.join(wrong[:4])} differ); use --set frame.* as it was trained"
+        )
+    model.load_state_dict(keep, strict=False)
+    return sorted(set(own) - set(keep))

@@ -78,6 +78,7 @@ def train_prior(
     state: bool = True,
     starts: int = 256,
     init: Path | None = None,
+    init_dynamics: Path | None = None,
 ) -> dict[str, Any]:
     """Train ``out/prior.pt`` over the tokenizer in ``out``, then export ``out/worldmodel.pt``.
 
@@ -85,18 +86,29 @@ def train_prior(
     ``frame`` (the frame-parallel prior; overrides ``frame.FIELD``), which with ``state``
     carries the dataset's game variables as tokens. ``starts`` real start windows of the
     validation split are bundled into ``worldmodel.pt``. ``init``: a frame-prior model to
-    start from (a fine-tune, see ``worldmodel.training.prior_init``; ignored on resume)."""
+    start from (a fine-tune, see ``worldmodel.training.prior_init``; ignored on resume).
+    ``init_dynamics``: a frame-prior model over other codes whose dynamics (everything but the
+    code embeddings and head) the prior starts from (ignored on resume)."""
     from worldmodel.training.frame_stage import FramePriorStage, game_state_of
-    from worldmodel.training.prior_init import init_blob, load_init_weights, provide_tokenizer
+    from worldmodel.training.prior_init import (
+        init_blob,
+        load_dynamics_weights,
+        load_init_weights,
+        provide_tokenizer,
+    )
     from worldmodel.training.prior_stage import PriorStage
 
     tokenizer = out / "vqvae.pt"
-    init_from = None
+    init_from = dynamics_from = None
+    if init is not None and init_dynamics is not None:
+        raise UserError("--init-prior and --init-dynamics: give one (the first keeps the codes)")
+    if (init or init_dynamics) is not None and not resume and arch != "frame":
+        raise UserError("--init-prior/--init-dynamics start a frame prior; drop --prior-arch")
     if init is not None and not resume:
-        if arch != "frame":
-            raise UserError("--init-prior starts a frame prior; drop --prior-arch raster")
         init_from = init_blob(init, env)
         provide_tokenizer(init_from, tokenizer)
+    if init_dynamics is not None and not resume:
+        dynamics_from = init_blob(init_dynamics, env)
     if not tokenizer.exists():
         raise UserError(
             f"no tokenizer at {tokenizer}; train it first: python train.py --env {env} "
@@ -119,6 +131,10 @@ def train_prior(
             new = load_init_weights(stage.model, init_from)
             if runtime.main:
                 print(f"prior starts from {init}" + (f" (new: {', '.join(new)})" if new else ""))
+        if dynamics_from is not None:
+            new = load_dynamics_weights(stage.model, dynamics_from)
+            if runtime.main:
+                print(f"prior's dynamics start from {init_dynamics} (new: {', '.join(new)})")
     elif arch == "raster":
         base = prior_config_for(PRIOR_PRESETS[preset], vq, n_actions)
         model_config = apply_overrides(base, "prior", list(overrides))
