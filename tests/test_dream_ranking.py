@@ -84,6 +84,19 @@ def test_the_dream_favourite_is_placed_in_the_real_order() -> None:
     assert "the dream's favourite (b) is #2 in the real game" in ranking.table(4)
 
 
+def test_a_ranking_by_return_orders_by_the_score_not_by_survival() -> None:
+    """defend_the_center scores kills: a policy that dies sooner with more kills ranks first."""
+    steps = np.array([[100.0, 100.0], [50.0, 60.0]])
+    returns = np.array([[1.0, 2.0], [6.0, 5.0]])
+    by_steps = Ranking(["noop", "spin"], steps, steps, 0, returns, returns)
+    by_return = Ranking(["noop", "spin"], steps, steps, 0, returns, returns, by="return")
+    assert by_steps.real_rank_of_dream_best() == 1 and "dream tics" in by_steps.table(4)
+    assert "| spin | 5.5 ± 0.4 | 5.5 ± 0.4 | 1 | 1 |" in by_return.table(4)  # std 0.5, 2 starts
+    assert by_return.to_dict(4)["policies"]["spin"]["real_return_mean"] == 5.5
+    with pytest.raises(ValueError, match="needs the returns"):
+        Ranking(["a", "b"], steps, steps, 0, by="return")
+
+
 def test_the_ranking_tool_prints_both_orders_and_refuses_bad_input(
     tc_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -104,6 +104,7 @@ CASES = [
     ("ship_agent", "--out {agent_run}/agent.pt", "--out must differ from the run's agent.pt"),
     # dream_ranking
     ("dream_ranking", "--temperature -1", "--temperature must be in [0, 3], got -1"),
+    ("dream_ranking", "--hold attack_right", "--hold attack_right: not an action of take_cover"),
     ("dream_ranking", "--temperature nan", "--temperature must be in [0, 3], got nan"),
     ("dream_ranking", "--state-temperature -1", "--state-temperature must be in [0, 3]"),
     ("dream_ranking", "--passes 0", "--passes must be at least 1"),

@@ -4,11 +4,16 @@
         --agents agents/assets/take_cover_dream_ppo.pt agents/assets/take_cover_ppo.pt \\
         --sweeps 16 24 --starts 48 --state-change-odds 30
 
-Plays a random policy, each ``--agents`` file and each ``--sweeps`` (move_left and move_right
-alternated every N steps, never looking) from the same real starts in the dream and in the real
-game (agents.dream.ranking), and prints tics survived on both sides, each side's order, and
-Kendall's tau between them. An agent trained in this dream learns its favourite: if that is not
-near the top in the real game, train the world model, not the agent.
+    python tools/dream_ranking.py --checkpoint worldmodel/assets/defend_the_center.pt \\
+        --agents agents/assets/defend_the_center_ppo.pt --hold attack_right noop
+
+Plays a random policy, each ``--agents`` file, each ``--sweeps`` (move_left and move_right
+alternated every N steps, never looking) and each ``--hold`` (one action held: attack_right is
+spin-and-shoot) from the same real starts in the dream and in the real game
+(agents.dream.ranking), and prints on both sides the tics survived, or the return where the
+scenario pays for kills (``--by``), each side's order, and Kendall's tau between them. An
+agent trained in this dream learns its favourite: if that is not near the top in the real
+game, train the world model, not the agent.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from agents.dream.ranking import rank_policies
 from agents.dream.training import DreamConfig, check_dreamable
 from agents.policies import RandomPolicy
 from agents.ppo import AgentError, load_agent
-from agents.scripted import sweep
+from agents.scripted import Hold, sweep
 from worldmodel.checkpoint import CheckpointError, write_atomic
 from worldmodel.cli.args import UserError, fail
 from worldmodel.cli.validate import at_least, between, writable_file
@@ -37,6 +42,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agents", type=Path, nargs="*", default=[], help="agent files to rank")
     p.add_argument(
         "--sweeps", type=int, nargs="*", default=[], help="blind sweeps, turning every N steps"
+    )
+    p.add_argument(
+        "--hold", nargs="*", default=[], help="blind policies holding one action, e.g. noop"
+    )
+    p.add_argument(
+        "--by",
+        choices=("tics", "return"),
+        help="what orders the policies (default: return where the scenario pays for kills)",
     )
     p.add_argument("--starts", type=int, default=48, help="real starts each policy plays from")
     p.add_argument("--dream-seeds", type=int, default=1, help="dreams per start (averaged)")
@@ -69,9 +82,10 @@ def run(args: argparse.Namespace) -> str:
         writable_file("--json", args.json)
     for n in args.sweeps:
         at_least("--sweeps", n, 1)
-    if not args.agents and not args.sweeps:
+    if not args.agents and not args.sweeps and not args.hold:
         raise UserError(
-            "nothing to rank against random: pass --agents FILE ... and/or --sweeps N ..."
+            "nothing to rank against random: pass --agents FILE ..., --sweeps N ... "
+            "and/or --hold ACTION ..."
         )
     torch.set_num_threads(args.threads)
     model = WorldModel.load(args.checkpoint)
@@ -87,6 +101,11 @@ def run(args: argparse.Namespace) -> str:
         except ValueError as e:
             raise UserError(f"--sweeps: {e}") from None
         policies[f"sweep every {n}"] = lambda n=n: sweep(names, n)
+    for action in args.hold:
+        if action not in names:
+            raise UserError(f"--hold {action}: not an action of {env} ({', '.join(names)})")
+        index = names.index(action)
+        policies[f"hold {action}"] = lambda a=index: Hold(a, len(names))
     dream = DreamConfig(
         temperature=args.temperature,
         state_temperature=args.state_temperature,
@@ -97,7 +116,10 @@ def run(args: argparse.Namespace) -> str:
         model.dreamer(1, dream.sampling(model))  # refuses passes this model cannot draw
     except ValueError as e:
         raise UserError(str(e)) from None
-    ranking = rank_policies(model, policies, dream, args.starts, args.dream_seeds)
+    by = args.by or ("return" if model.game.rules.kill_reward else "tics")
+    ranking = rank_policies(
+        model, policies, dream, args.starts, args.dream_seeds, by=by.replace("tics", "steps")
+    )
     table = ranking.table(FRAME_SKIP)
     if args.json is not None:
         try:
