@@ -83,7 +83,8 @@ def test_tokenizer_resume_after_a_kill_continues_the_same_run(hg_dataset: Path, 
             CPU,
             progress=False,
         )
-    assert load_checkpoint(killed / "vqvae.pt", "vqvae")["step"] == 4
+    before = load_checkpoint(killed / "vqvae.pt", "vqvae")
+    assert before["step"] == 4 and before["clock"]["cpu_minutes"] > 0
     train(
         vqvae_stage(hg_dataset, killed, resume=True),
         CONFIG,
@@ -93,6 +94,11 @@ def test_tokenizer_resume_after_a_kill_continues_the_same_run(hg_dataset: Path, 
         progress=False,
     )
     assert_same_run(weights(straight / "vqvae.pt"), weights(killed / "vqvae.pt"))
+    # the cost a resumed run reports is the whole run's, its killed session included
+    after = load_checkpoint(killed / "vqvae.pt", "vqvae")
+    for key in ("cpu_minutes", "train_minutes"):
+        assert after["clock"][key] > before["clock"][key]
+        assert after["metrics"][key] == pytest.approx(after["clock"][key], rel=0.2)
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(hg_dataset: Path, tmp_path: Path):

@@ -45,7 +45,8 @@ def load(path: Path) -> tuple[VQVAE, int, float]:
     config, state, _ = read_tokenizer(blob)
     model = VQVAE(from_dict(VQVAEConfig, config))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    metrics = blob.get("metrics") or {}
+    # the whole run's clock where the checkpoint has one, else its last evaluation's session
+    metrics = blob.get("clock") or blob.get("metrics") or {}
     minutes = float(metrics.get("cpu_minutes", metrics.get("train_minutes", float("nan"))))
     return model.eval(), int(blob.get("step", -1)), minutes
 

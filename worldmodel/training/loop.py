@@ -166,6 +166,9 @@ def train(
         model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay
     )
     start, metrics = 0, {}
+    # minutes spent before this process (a resumed run's earlier sessions), so that the cost a
+    # checkpoint reports is the whole run's
+    spent = {"train_minutes": 0.0, "cpu_minutes": 0.0}
     if checkpoint.exists() and not resume:
         raise CheckpointError(
             f"{checkpoint} already exists; pass --resume to continue it, or choose another --out"
@@ -179,6 +182,8 @@ def train(
         optimizer.load_state_dict(blob["optimizer"])
         _set_rng_state(blob["rng"], runtime)
         start, metrics = int(blob["step"]), dict(blob.get("metrics", {}))
+        # checkpoints older than the clock record only their last evaluation's minutes
+        spent = {k: float(blob.get("clock", metrics).get(k, 0.0)) for k in spent}
     else:
         torch.manual_seed(config.seed)
     wrapped: nn.Module = model
@@ -200,8 +205,17 @@ def train(
                     "rng": _rng_state(runtime),
                     "train_config": dataclasses.asdict(config),
                     "metrics": metrics,
+                    "clock": clock(),
                 },
             )
+
+    def clock() -> dict[str, float]:
+        """The whole run's wall and CPU minutes so far (CPU: every thread of this process and
+        of the sessions before it; comparable on a shared machine)."""
+        return {
+            "train_minutes": spent["train_minutes"] + (time.perf_counter() - t0) / 60,
+            "cpu_minutes": spent["cpu_minutes"] + (time.process_time() - cpu0) / 60,
+        }
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     deadline = t0 + config.minutes * 60 if config.minutes else None
@@ -245,9 +259,7 @@ def train(
                 metrics = {
                     **stage.evaluate(step),
                     "step": step,
-                    "train_minutes": (time.perf_counter() - t0) / 60,
-                    # this session's CPU time of every thread: comparable on a shared machine
-                    "cpu_minutes": (time.process_time() - cpu0) / 60,
+                    **clock(),
                 }
                 model.train()
                 writer.scalars("val", metrics, step)
