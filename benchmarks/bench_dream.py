@@ -6,7 +6,8 @@
 Each batch size dreams ``--steps`` steps after a warm-up from real start windows (the model's
 own, or random frames for a model without them), under random actions; the figure is the median
 of per-step times, so one slow step on a noisy host does not move it. Prior and decoder times
-are reported apart.
+are reported apart. The dream is drawn with the model's own sampling (as play and the dream env
+draw it); ``--passes`` / ``--temperature`` override it, and the first line says what ran.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -27,8 +29,8 @@ from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import WorldModel
 
 
-def start(model: WorldModel, batch: int, rng: np.random.Generator):
-    dreamer = model.dreamer(batch, SamplingConfig(temperature=1.0), seed=0)
+def start(model: WorldModel, batch: int, sampling: SamplingConfig, rng: np.random.Generator):
+    dreamer = model.dreamer(batch, sampling, seed=0)
     if model.starts is not None and hasattr(dreamer, "start_codes"):
         bank = DreamStarts.from_dict(model.starts)
         pick = rng.integers(len(bank), size=batch)
@@ -54,17 +56,27 @@ def main() -> None:
     p.add_argument("--batches", default="1,16,64")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--passes", type=int, help="passes per frame (default: the model's own)")
+    p.add_argument("--temperature", type=float, help="(default: the model's own)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = WorldModel.load(args.checkpoint, args.env)
+    sampling = model.sampling
+    if sampling.passes is None:
+        sampling = dataclasses.replace(sampling, passes=model.default_passes)
+    if args.passes is not None:
+        sampling = dataclasses.replace(sampling, passes=args.passes)
+    if args.temperature is not None:
+        sampling = dataclasses.replace(sampling, temperature=args.temperature)
     rng = np.random.default_rng(0)
     n_actions = len(model.action_names)
     print(f"{args.checkpoint} ({model.arch} prior), torch threads {args.threads}")
+    print(f"sampling: {sampling}")
     print("| batch | dream steps/s | ms per step | prior ms | decode ms | vs batch 1 |")
     print("|---|---|---|---|---|---|")
     base = None
     for batch in (int(b) for b in args.batches.split(",")):
-        dreamer = start(model, batch, rng)
+        dreamer = start(model, batch, sampling, rng)
         times, prior, decode = [], [], []
         for i in range(args.steps + 3):
             t0 = time.perf_counter()
