@@ -39,7 +39,9 @@ def median_ms(fn, repeats: int) -> float:
     return float(np.median(times)) * 1e3
 
 
-def grid_case(space_down: int, repeats: int, group: int = 1) -> dict[str, float]:
+def grid_case(
+    space_down: int, repeats: int, group: int = 1, train_batch: int = 8
+) -> dict[str, float]:
     vq = dataclasses.replace(VQVAE_PRESETS["cpu"], space_down=space_down)
     tokenizer = VQVAE(vq).eval()
     game = GameState(("HEALTH",))
@@ -61,7 +63,7 @@ def grid_case(space_down: int, repeats: int, group: int = 1) -> dict[str, float]
         out[f"prior_ms_b{batch}"] = median_ms(lambda d=dreamer, a=acts: d._draw(a), repeats)
     prior.train()
     opt = torch.optim.AdamW(prior.parameters(), lr=1e-4)
-    b, t = 8, 2 * config.steps
+    b, t = train_batch, 2 * config.steps
 
     def train_step() -> None:
         in_codes = torch.randint(0, vq.n_codes, (b, t, side, side))
@@ -80,13 +82,25 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=30)
+    p.add_argument(
+        "--train-batch",
+        type=int,
+        default=8,
+        help="windows per training step (default: the cpu preset's 8; 16x16 one code per token "
+        "then needs ~20 GB)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rows = [grid_case(8, args.repeats), grid_case(4, args.repeats), grid_case(4, args.repeats, 2)]
+    rows = [
+        grid_case(8, args.repeats, 1, args.train_batch),
+        grid_case(4, args.repeats, 1, args.train_batch),
+        grid_case(4, args.repeats, 2, args.train_batch),
+    ]
     print(f"frame prior (cpu preset), torch threads {args.threads}, medians of {args.repeats}")
+    train = f"train step ms ({args.train_batch} x 32 blocks)"
     print("| code grid (tokens of) | params (M) | prior ms, batch 1 | prior ms, batch 64 | "
-          "prior frames/s, batch 64 | train step ms (8 x 32 blocks) |")  # fmt: skip
+          f"prior frames/s, batch 64 | {train} |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(
