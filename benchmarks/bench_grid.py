@@ -55,12 +55,14 @@ def grid_case(
         "params_M": sum(p.numel() for p in prior.parameters()) / 1e6,
     }
     for batch in (1, 64):
-        dreamer = FrameDreamer(tokenizer, prior, game, batch, SamplingConfig(passes=1))
-        codes = torch.randint(0, vq.n_codes, (batch, config.steps + 1, side, side))
-        actions = np.zeros((batch, config.steps + 1), np.int64)
-        dreamer.start_codes(codes, actions, np.full((batch, config.steps + 1, 1), 80.0))
-        acts = torch.zeros(batch, 1, 1, dtype=torch.long)
-        out[f"prior_ms_b{batch}"] = median_ms(lambda d=dreamer, a=acts: d._draw(a), repeats)
+        # no autograd, as in play: the ring cache's in-place writes would chain every call's graph
+        with torch.inference_mode():
+            dreamer = FrameDreamer(tokenizer, prior, game, batch, SamplingConfig(passes=1))
+            codes = torch.randint(0, vq.n_codes, (batch, config.steps + 1, side, side))
+            actions = np.zeros((batch, config.steps + 1), np.int64)
+            dreamer.start_codes(codes, actions, np.full((batch, config.steps + 1, 1), 80.0))
+            acts = torch.zeros(batch, 1, 1, dtype=torch.long)
+            out[f"prior_ms_b{batch}"] = median_ms(lambda d=dreamer, a=acts: d._draw(a), repeats)
     prior.train()
     opt = torch.optim.AdamW(prior.parameters(), lr=1e-4)
     b, t = train_batch, 2 * config.steps
@@ -87,26 +89,25 @@ def main() -> None:
         type=int,
         default=8,
         help="windows per training step (default: the cpu preset's 8; 16x16 one code per token "
-        "then needs ~20 GB)",
+        "then needs over 20 GB: its attention spans 32 x 257 tokens; 1 fits in a few GB)",
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rows = [
-        grid_case(8, args.repeats, 1, args.train_batch),
-        grid_case(4, args.repeats, 1, args.train_batch),
-        grid_case(4, args.repeats, 2, args.train_batch),
-    ]
     print(f"frame prior (cpu preset), torch threads {args.threads}, medians of {args.repeats}")
     train = f"train step ms ({args.train_batch} x 32 blocks)"
     print("| code grid (tokens of) | params (M) | prior ms, batch 1 | prior ms, batch 64 | "
-          f"prior frames/s, batch 64 | {train} |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for r in rows:
+          f"prior frames/s, batch 64 | {train} | train ms per window |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|", flush=True)
+    rows = []
+    for space_down, group in ((8, 1), (4, 1), (4, 2)):  # each row printed as soon as measured
+        r = grid_case(space_down, args.repeats, group, args.train_batch)
+        rows.append(r)
         print(
             f"| {r['grid']}x{r['grid']} ({r['group']}x{r['group']}) | {r['params_M']:.2f} | "
             f"{r['prior_ms_b1']:.1f} | {r['prior_ms_b64']:.1f} | {64e3 / r['prior_ms_b64']:.0f} | "
-            f"{r['train_step_ms']:.0f} |"
+            f"{r['train_step_ms']:.0f} | {r['train_step_ms'] / args.train_batch:.0f} |",
+            flush=True,
         )
     a = rows[0]
     for b in rows[1:]:
