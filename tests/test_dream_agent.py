@@ -310,13 +310,22 @@ def test_real_ppo_screen_trains_scores_resumes_and_refuses_bad_settings(
             "--action-repeat", "2", "--episodes", "2"]  # fmt: skip
     main(args)
     result = json.loads(capsys.readouterr().out.splitlines()[-1])  # after the progress lines
-    assert result == json.loads((out / "score.json").read_text())
+    saved = json.loads((out / "score.json").read_text())
+    assert len(saved.pop("returns")) == len(saved.pop("steps")) == 2  # per episode, file only
+    assert result == saved
     assert result["train_steps"] == 64 and result["episodes"] == 2 and result["tics_mean"] > 0
     assert result["ppo"]["prev_action"] and result["ppo"]["action_repeat"] == 2
     agent = load_agent(out / "agent.pt", "take_cover")
     assert agent.memory and agent.repeat == 2
     main([*args, "--resume", "--steps", "96"])  # continues the same run
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["train_steps"] == 96
+    resumed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert resumed["train_steps"] == 96
+    assert resumed["train_minutes"] >= result["train_minutes"]  # the whole run's, not the last
+    ship = script_module("tools/ship_agent.py").main  # a real-trained agent ships with its score
+    ship(["--run", str(out), "--env", "take_cover", "--out", str(tmp_path / "real_ppo.pt")])
+    shipped = load_agent(tmp_path / "real_ppo.pt", "take_cover").meta
+    assert shipped["trained_in"] == "real game" and shipped["score"]["episodes"] == 2
+    assert "return_std" in shipped["score"] and "returns" not in shipped["score"]
     for bad, message in (
         (["--env", "doom2"], "unknown env 'doom2'"),
         (["--n-steps", "1"], "--n-steps must be at least 2, got 1"),

@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> dict:
     steps = train_agent(
         run, real_venv_factory(args.env, config.n_envs), config, EvalConfig(every=0), args.resume
     )
-    minutes = (time.time() - start) / 60
-    scores = score_real(load_agent(run.agent_path, args.env, seed=1), args.env, args.episodes)
+    agent = load_agent(run.agent_path, args.env, seed=1)
+    # the whole run's training time, across resumes (this process's if the agent lacks it)
+    minutes = agent.meta.get("train_seconds", time.time() - start) / 60
+    scores = score_real(agent, args.env, args.episodes)
     tics = scores.steps * FRAME_SKIP
     result = {
         "env": args.env,
@@ -73,6 +75,9 @@ def run(args: argparse.Namespace) -> dict:
         "return_mean": float(scores.returns.mean()),
         "tics_mean": float(tics.mean()),
         "tics_std": float(tics.std()),
+        # per episode, so tools/ship_agent.py can ship the agent with its score
+        "returns": scores.returns.tolist(),
+        "steps": scores.steps.tolist(),
     }
     write_atomic(args.out / "score.json", json.dumps(result, indent=1))
     return result
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         result = run(parse(argv))
     except (UserError, AgentError, UnknownEnvError) as e:
         fail(str(e))
-    print(json.dumps(result), flush=True)
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}), flush=True)
 
 
 if __name__ == "__main__":
