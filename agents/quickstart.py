@@ -31,8 +31,9 @@ class QuickstartPlan:
 
     preset: str = "cpu"
     # Sized from measured stages on 2 cores: PPO 60k steps + scoring ~4 min, collection
-    # ~1,400 frames/s, tokenizer ~2.7 steps/s, prior ~1.3 steps/s; a timed run from nothing
-    # took 52 min (docs/BENCHMARKS.md).
+    # ~1,100 frames/s, tokenizer ~2.6 steps/s; the frame prior with health runs ~0.86 steps/s,
+    # so the stage cap stops it near step 1,300. Timed from nothing in a fresh clone: 48 min
+    # (docs/NEW_USER.md).
     agent: PPOConfig = field(default_factory=lambda: PPOConfig(steps=60_000))
     episodes: int = 200
     vqvae_steps: int = 2500
