@@ -38,14 +38,13 @@ from worldmodel.data import DatasetError, EpisodeStore
 from worldmodel.data.manifest import SPLITS
 from worldmodel.evaluation.decoders import (
     DecoderScores,
-    real_clips,
     reconstructions,
     redecode,
     score_decoders,
     stills,
 )
 from worldmodel.evaluation.media import clip_grid, gif_bytes
-from worldmodel.evaluation.openloop import open_loop
+from worldmodel.evaluation.openloop import open_loop, real_clips
 from worldmodel.tokenizer.swap import TOKENIZER_KINDS, frozen_fingerprint, read_tokenizer
 from worldmodel.tokenizer.vqvae import VQVAE
 from worldmodel.world_model import WorldModel
@@ -133,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         if len(prints) > 1:
             raise UserError("the decoders belong to tokenizers with different codes")
         store = EpisodeStore(args.data, args.split)
-        real, _ = real_clips(store, args.clips, args.length, args.seed)
+        real = real_clips(store, args.clips, args.length, args.seed)
         recons = reconstructions(next(iter(decoders.values())), decoders, real)
         features = floor = real_features = None
         if args.i3d is not None:
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
 
             features = I3DFeatures(args.i3d)
             real_features = features(real)
-            other, _ = real_clips(store, args.clips, args.length, args.seed + 1)
+            other = real_clips(store, args.clips, args.length, args.seed + 1)
             floor = frechet_distance(*feature_stats(real_features), *feature_stats(features(other)))
         scores = score_decoders(real, recons, features, real_features)
         dream_scores: dict[str, DecoderScores] = {}

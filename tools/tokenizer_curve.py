@@ -33,7 +33,8 @@ from worldmodel.cli.args import UserError, fail
 from worldmodel.cli.validate import at_least, existing_file, writable_dir
 from worldmodel.config import VQVAEConfig, from_dict
 from worldmodel.data import DatasetError, EpisodeStore
-from worldmodel.evaluation.decoders import real_clips, reconstructions, score_decoders
+from worldmodel.evaluation.decoders import reconstructions, score_decoders
+from worldmodel.evaluation.openloop import real_clips
 from worldmodel.tokenizer.swap import TOKENIZER_KINDS, read_tokenizer
 from worldmodel.tokenizer.vqvae import VQVAE
 
@@ -106,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         from worldmodel.fvd import I3DFeatures, feature_stats, frechet_distance
 
         store = EpisodeStore(args.data, args.split)
-        real, _ = real_clips(store, args.clips, args.length, args.seed)
-        other, _ = real_clips(store, args.clips, args.length, args.seed + 1)
+        real = real_clips(store, args.clips, args.length, args.seed)
+        other = real_clips(store, args.clips, args.length, args.seed + 1)
         features = I3DFeatures(args.i3d)
         real_features = features(real)
         floor = frechet_distance(*feature_stats(real_features), *feature_stats(features(other)))

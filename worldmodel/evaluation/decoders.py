@@ -12,9 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worldmodel.data import EpisodeStore
 from worldmodel.evaluation.metrics import detail, psnr, ssim
-from worldmodel.evaluation.openloop import clip_starts
 from worldmodel.frames import to_model, to_uint8
 from worldmodel.tokenizer.vqvae import VQVAE
 
@@ -27,14 +25,6 @@ class DecoderScores:
         float  # fine texture relative to the real clips' (worldmodel.evaluation.metrics.detail)
     )
     fvd: float | None  # reconstructions vs real clips (None without I3D)
-
-
-def real_clips(
-    store: EpisodeStore, n: int, length: int, seed: int
-) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """``n`` clips (n, length, H, W, 3) uint8 drawn as the evaluation draws them, and where."""
-    starts = clip_starts(store, n, length, seed)
-    return np.stack([store.read(p, f, f + length)["frames"] for p, f in starts]), starts
 
 
 @torch.no_grad()

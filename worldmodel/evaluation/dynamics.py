@@ -209,13 +209,6 @@ def fvd_suite(
     }
 
 
-def real_clips(store: EpisodeStore, n: int, length: int, seed: int) -> np.ndarray:
-    """``n`` real clips of ``length`` frames (N, length, H, W, 3) uint8."""
-    return np.stack(
-        [store.read(p, f, f + length)["frames"] for p, f in clip_starts(store, n, length, seed)]
-    )
-
-
 def state_suite(
     model: WorldModel, codes: CodeSet, store: EpisodeStore, threshold: float = 0.5
 ) -> dict:

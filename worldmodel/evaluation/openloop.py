@@ -43,6 +43,14 @@ def clip_starts(store: EpisodeStore, n: int, length: int, seed: int) -> list[tup
     return out
 
 
+def real_clips(store: EpisodeStore, n: int, length: int, seed: int) -> np.ndarray:
+    """``n`` real clips of ``length`` frames (N, length, H, W, 3) uint8, drawn as the
+    evaluation draws them (``clip_starts``)."""
+    return np.stack(
+        [store.read(p, f, f + length)["frames"] for p, f in clip_starts(store, n, length, seed)]
+    )
+
+
 @torch.no_grad()
 def open_loop(
     model: WorldModel,

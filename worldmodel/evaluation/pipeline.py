@@ -29,13 +29,13 @@ from worldmodel.evaluation.dynamics import (
     fvd_suite,
     one_step_suite,
     open_loop_suite,
-    real_clips,
     reconstruct_clips,
     state_suite,
 )
 from worldmodel.evaluation.idm import dream_transitions, idm_accuracy, sample_transitions, train_idm
 from worldmodel.evaluation.media import clip_grid, write_gif
 from worldmodel.evaluation.metrics import capped_psnr, ssim
+from worldmodel.evaluation.openloop import real_clips
 from worldmodel.evaluation.report import plot_horizon, plot_training, write_eval_report
 from worldmodel.evaluation.teacher import eval_windows, teacher_forced_metrics
 from worldmodel.sampling.settings import USER_SETTINGS, SamplingConfig
