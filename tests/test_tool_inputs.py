@@ -32,6 +32,7 @@ TOOLS = (
     "compare_decoders",
     "real_ppo",
     "code_stability",
+    "keep_sweep",
     "scripted_take_cover",
     "tb",
     "tokenizer_curve",
@@ -49,6 +50,7 @@ BASE = {
     "compare_decoders": "--data {data} --decoder a={model} --out {cwd}/cmp --clips 1 --length 2",
     "real_ppo": "--out {cwd}/screen --steps 64 --n-envs 1 --episodes 1",
     "code_stability": "--checkpoint {model} --data {data} --episodes 1 --frames 4",
+    "keep_sweep": "--checkpoint {model} --data {data} --split all --samples 2",
     "scripted_take_cover": "--episodes 1",
     "tb": "",
     "tokenizer_curve": "--data {data} --run a={model} --i3d {model} --out {cwd}/curve --clips 2",
@@ -155,6 +157,12 @@ CASES = [
     ("code_stability", "--split training", "--split must be one of"),
     ("code_stability", "--checkpoint {agent}", "is a PPO agent"),
     ("code_stability", "--data {cwd}/nothing", "has no manifest.json"),
+    # keep_sweep
+    ("keep_sweep", "--keep-likely 0.1 -1", "--keep-likely must be in [0, 1]"),
+    ("keep_sweep", "--context 0", "--context must be at least 1"),
+    ("keep_sweep", "--checkpoint {agent}", "is a PPO agent"),
+    ("keep_sweep", "--checkpoint {cwd}/missing.pt", "missing.pt"),
+    ("keep_sweep", "--data {cwd}/nothing", "has no manifest.json"),
     # scripted_take_cover
     ("scripted_take_cover", "--episodes 0", "--episodes must be at least 1"),
     ("scripted_take_cover", "--sweeps 4 0", "--sweeps must be at least 1"),
