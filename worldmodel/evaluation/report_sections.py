@@ -33,8 +33,50 @@ def grid(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _first(values: list[float] | None) -> float:
-    return values[0] if values else float("nan")
+def _variable_rows(st: dict[str, Any], ol: dict[str, Any]) -> list[list[Any]]:
+    """Summary rows of each game variable's error (teacher-forced, then open loop), beside
+    keeping its last real value, and the combat rules where the scenario has them."""
+    rows: list[list[Any]] = []
+    names = st.get("variables") or ["HEALTH"]
+    for v, name in enumerate(names):
+        rows.append(
+            [f"{name} MAE, teacher-forced", st["mae"][v], f"keep last {st['keep_last_mae'][v]:.2f}"]
+        )
+    if ol.get("state_mae"):
+        n = len(ol["psnr_per_frame"])
+        for v, name in enumerate(names):
+            kept = ol["state_keep_last_mae"][v]
+            rows.append(
+                [f"{name} MAE, open loop {n} steps", ol["state_mae"][v], f"keep last {kept:.2f}"]
+            )
+        if len(names) > 1 and ol.get("state_exact_at_end"):
+            exact = ", ".join(f"{x:.2f}" for x in ol["state_exact_at_end"])
+            within = ", ".join(f"{x:.2f}" for x in ol["state_within_one_at_end"])
+            rows.append(
+                [f"after {n} steps, exact ({', '.join(names)})", exact, f"within 1: {within}"]
+            )
+    combat = st.get("combat")
+    if combat:
+        exact = ", ".join(f"{k} {v:.3f}" for k, v in combat["exact"].items())
+        rows.append(["exact per step, teacher-forced", exact, ""])
+        if combat.get("kills"):
+            k = combat["kills"]
+            rows.append(
+                [
+                    "kills precision / recall (teacher-forced)",
+                    f"{k['precision']:.3f} / {k['recall']:.3f}",
+                    f"{k['real']} real kill steps, {k['predicted']} predicted",
+                ]
+            )
+        if combat.get("ammo_empty_steps"):
+            rows.append(
+                [
+                    "no ammo stays no ammo (teacher-forced)",
+                    combat["ammo_stays_empty"],
+                    f"{combat['ammo_empty_steps']} steps with none",
+                ]
+            )
+    return rows
 
 
 def headline(m: dict[str, Any]) -> str:
@@ -89,21 +131,7 @@ def summary(m: dict[str, Any]) -> str:
     )
     if "state" in m:
         st = m["state"]
-        rows.append(
-            [
-                "HEALTH MAE, teacher-forced",
-                _first(st["mae"]),
-                f"keep last {_first(st['keep_last_mae']):.2f}",
-            ]
-        )
-        if ol.get("state_mae"):
-            rows.append(
-                [
-                    f"HEALTH MAE, open loop {len(ol['psnr_per_frame'])} steps",
-                    _first(ol["state_mae"]),
-                    f"keep last {_first(ol['state_keep_last_mae']):.2f}",
-                ]
-            )
+        rows += _variable_rows(st, ol)
         rows.append(
             [
                 "termination precision / recall (teacher-forced)",
@@ -242,7 +270,9 @@ def open_loop_section(m: dict[str, Any]) -> str:
             r["frozen_ssim_per_frame"],
         ]
         if r.get("state_mae_per_step"):
-            header += [f"HEALTH MAE ctx {c}", f"keep last ctx {c}"]
+            names = m.get("state", {}).get("variables") or ["HEALTH"]
+            what = f"{names[0]} MAE" if len(names) == 1 else "state MAE (mean of variables)"
+            header += [f"{what} ctx {c}", f"keep last ctx {c}"]
             cols += [r["state_mae_per_step"], r["state_keep_last_mae_per_step"]]
     rows = [[i + 1, *[col[i] for col in cols]] for i in range(len(cols[0]))]
     text = [
