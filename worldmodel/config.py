@@ -58,6 +58,14 @@ class VQVAEConfig:
     context_max_flow: float = field(
         default=16.0, metadata=_help("largest motion (pixels) the context decoder warps by")
     )
+    sticky: float = field(
+        default=0.0,
+        metadata=_help(
+            "encode with hysteresis: a place keeps its previous step's code while that code's "
+            "squared distance is at most (1 + sticky) x the nearest's, so still views give "
+            "still codes (an encoding setting, no weight changes; beyond the paper; 0: off)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         for name in ("time_down", "space_down"):

@@ -95,13 +95,13 @@ def encode_episode(
         for start in range(0, len(frames), step):
             lo = max(0, start - ctx)
             x = to_model(frames[None, lo : start + step], device)
-            codes = tokenizer.encode(x)[0]
-            out.append(codes[(start - lo) // c.time_down :])
+            z = tokenizer.encode_latents(x)[:, :, (start - lo) // c.time_down :]
+            # sticky codes continue from the chunk before (nothing changes without stickiness)
+            out.append(tokenizer.quantize(z, out[-1][None, -1] if out else None)[0])
     else:
         for start in range(0, len(frames) - c.clip_len + 1, c.clip_len):
-            out.append(
-                tokenizer.encode(to_model(frames[None, start : start + c.clip_len], device))[0]
-            )
+            x = to_model(frames[None, start : start + c.clip_len], device)
+            out.append(tokenizer.encode(x, out[-1][None, -1] if out else None)[0])
     return torch.cat(out).cpu().numpy().astype(np.int16)
 
 

@@ -243,12 +243,31 @@ class VQVAE(nn.Module):
         return self._encode(x)
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Codes (B, T / time_down, H', W') int64 for frames (B, 3, T, H, W) in [-0.5, 0.5]."""
-        z = self._encode(x)
+    def encode(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (B, T / time_down, H', W') int64 for frames (B, 3, T, H, W) in [-0.5, 0.5];
+        ``previous`` (B, H', W'): the codes of the step before x (``sticky`` encoding only)."""
+        return self.quantize(self._encode(x), previous)
+
+    @torch.no_grad()
+    def quantize(self, z: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (B, T', H', W') of encoder outputs z (B, D, T', H', W'): the nearest code, or
+        with ``config.sticky`` > 0 the previous step's code wherever it is nearly as near."""
         b, d, t, h, w = z.shape
+        codebook = self.quantizer.codebook
         flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # (B*T'*H'*W', D)
-        return nearest_codes(flat, self.quantizer.codebook).view(b, t, h, w)
+        codes = nearest_codes(flat, codebook).view(b, t, h, w)
+        if not self.config.sticky:
+            return codes
+        rows = flat.view(b, t, h, w, d)
+        best = (rows - codebook[codes]).pow(2).sum(-1)  # (B, T', H', W')
+        for i in range(t):
+            before = previous if i == 0 else codes[:, i - 1]
+            if before is None:
+                continue
+            kept = (rows[:, i] - codebook[before]).pow(2).sum(-1)
+            stay = kept <= (1 + self.config.sticky) * best[:, i]
+            codes[:, i] = torch.where(stay, before, codes[:, i])
+        return codes
 
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, T', H', W') codes -> (B, D, T', H', W') code vectors."""

@@ -7,6 +7,7 @@ PSNR over 16 dreamed steps beside freezing the last real frame, and the game sta
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,15 @@ class FramePriorStage:
         device: torch.device,
         progress: bool = True,
         eval_samples: int = 64,
+        sticky: float | None = None,
     ) -> None:
         self.env, self.preset, self.out_dir, self.device = env, preset, out_dir, device
         self.game, self.config = game, config
         self.tokenizer, tok_blob = load_tokenizer(out_dir / "vqvae.pt", env, device)
+        if sticky is not None and sticky != self.tokenizer.config.sticky:
+            # encode (and let the exported model start its dreams) with sticky codes
+            self.tokenizer.config = dataclasses.replace(self.tokenizer.config, sticky=sticky)
+            tok_blob = {**tok_blob, "config": {**tok_blob["config"], "sticky": sticky}}
         self.tokenizer_state = {
             "config": tok_blob["config"],
             "model": tok_blob["model"],
@@ -181,3 +187,10 @@ class FramePriorStage:
             self.config,
             self.tokenizer_state["step"],
         )
+        theirs = blob["tokenizer"]["config"].get("sticky", 0.0)
+        ours = self.tokenizer_state["config"].get("sticky", 0.0)
+        if theirs != ours:
+            raise CheckpointError(
+                f"cannot resume: this prior was trained on codes encoded with vqvae.sticky="
+                f"{theirs:g}, not {ours:g}; pass --set vqvae.sticky={theirs:g} as when it began"
+            )

@@ -23,6 +23,10 @@ from worldmodel.config import (
 from worldmodel.training.loop import Runtime, TrainConfig, train
 from worldmodel.world_model import export_world_model
 
+# ``--set vqvae.FIELD`` settings that the prior stage applies over a trained tokenizer: they
+# change how frames are encoded into codes, not the tokenizer's weights.
+ENCODING_SETTINGS = ("vqvae.sticky",)
+
 
 def train_tokenizer(
     env: str,
@@ -116,6 +120,12 @@ def train_prior(
         )
     blob = load_checkpoint(tokenizer, "vqvae", env)
     vq, n_actions = from_dict(VQVAEConfig, blob["config"]), len(blob["action_names"])
+    # how frames become codes (not the weights) may change over a trained tokenizer
+    encoding = [o for o in overrides if o.partition("=")[0] in ENCODING_SETTINGS]
+    vq = apply_overrides(vq, "vqvae", encoding)
+    if encoding:
+        names = [setting.partition(".")[2] for setting in ENCODING_SETTINGS]
+        blob = {**blob, "config": {**blob["config"], **{n: getattr(vq, n) for n in names}}}
     if resume and _stale(out / "prior.pt", int(blob["step"])):
         resume = False
     torch.manual_seed(config.seed)
@@ -125,7 +135,15 @@ def train_prior(
         base = frame_prior_config_for(FRAME_PRIOR_PRESETS[preset], vq, n_actions, game.vocab)
         frame_config = apply_overrides(base, "frame", list(overrides))
         stage = FramePriorStage(
-            env, data, frame_config, game, preset, out, runtime.device, progress=progress
+            env,
+            data,
+            frame_config,
+            game,
+            preset,
+            out,
+            runtime.device,
+            progress=progress,
+            sticky=vq.sticky,
         )
         if init_from is not None:
             new = load_init_weights(stage.model, init_from)
