@@ -3,80 +3,11 @@ column beside its baseline."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from worldmodel.evaluation.report_format import fmt, grid, pct, table
+from worldmodel.evaluation.report_state import state_section, variable_rows
 from worldmodel.sampling.settings import sampling_label
-
-
-def fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.4g}"
-    if isinstance(v, list):
-        return ", ".join(fmt(x) for x in v)
-    return str(v)
-
-
-def pct(v: float | None) -> str:
-    return "n/a" if v is None or math.isnan(v) else f"{100 * v:.0f}%"
-
-
-def table(rows: dict[str, Any]) -> str:
-    lines = ["| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {fmt(v)} |" for k, v in rows.items()]
-    return "\n".join(lines)
-
-
-def grid(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _variable_rows(st: dict[str, Any], ol: dict[str, Any]) -> list[list[Any]]:
-    """Summary rows of each game variable's error (teacher-forced, then open loop), beside
-    keeping its last real value, and the combat rules where the scenario has them."""
-    rows: list[list[Any]] = []
-    names = st.get("variables") or ["HEALTH"]
-    for v, name in enumerate(names):
-        rows.append(
-            [f"{name} MAE, teacher-forced", st["mae"][v], f"keep last {st['keep_last_mae'][v]:.2f}"]
-        )
-    if ol.get("state_mae"):
-        n = len(ol["psnr_per_frame"])
-        for v, name in enumerate(names):
-            kept = ol["state_keep_last_mae"][v]
-            rows.append(
-                [f"{name} MAE, open loop {n} steps", ol["state_mae"][v], f"keep last {kept:.2f}"]
-            )
-        if len(names) > 1 and ol.get("state_exact_at_end"):
-            exact = ", ".join(f"{x:.2f}" for x in ol["state_exact_at_end"])
-            within = ", ".join(f"{x:.2f}" for x in ol["state_within_one_at_end"])
-            rows.append(
-                [f"after {n} steps, exact ({', '.join(names)})", exact, f"within 1: {within}"]
-            )
-    combat = st.get("combat")
-    if combat:
-        exact = ", ".join(f"{k} {v:.3f}" for k, v in combat["exact"].items())
-        rows.append(["exact per step, teacher-forced", exact, ""])
-        if combat.get("kills"):
-            k = combat["kills"]
-            rows.append(
-                [
-                    "kills precision / recall (teacher-forced)",
-                    f"{k['precision']:.3f} / {k['recall']:.3f}",
-                    f"{k['real']} real kill steps, {k['predicted']} predicted",
-                ]
-            )
-        if combat.get("ammo_empty_steps"):
-            rows.append(
-                [
-                    "no ammo stays no ammo (teacher-forced)",
-                    combat["ammo_stays_empty"],
-                    f"{combat['ammo_empty_steps']} steps with none",
-                ]
-            )
-    return rows
 
 
 def headline(m: dict[str, Any]) -> str:
@@ -131,7 +62,7 @@ def summary(m: dict[str, Any]) -> str:
     )
     if "state" in m:
         st = m["state"]
-        rows += _variable_rows(st, ol)
+        rows += variable_rows(st, ol)
         rows.append(
             [
                 "termination precision / recall (teacher-forced)",
@@ -290,30 +221,6 @@ def open_loop_section(m: dict[str, Any]) -> str:
             + grid(["behaviour", "clips", *keys], body)
         )
     return "\n\n".join(text)
-
-
-def state_section(st: dict[str, Any]) -> str:
-    cols = [
-        "steps",
-        "episodes",
-        "mae",
-        "keep_last_mae",
-        "deaths",
-        "predicted",
-        "precision",
-        "recall",
-        "dead_prob_on_deaths",
-        "sampled_deaths_per_1000_lived_steps",
-    ]
-    rows = [["all", *[st[c] for c in cols]]]
-    rows += [[b, *[v[c] for c in cols]] for b, v in st.get("per_behaviour", {}).items()]
-    return (
-        f"Teacher-forced over every step of the split's episodes (variables {st['variables']}; "
-        f"episodes shorter than twice the window are left out). A death is predicted when "
-        f"P(HEALTH = 0) > {st['threshold']}, the dream env's threshold; a dream samples HEALTH, "
-        "so the last column is how many deaths per 1,000 steps it would dream where the player "
-        "lived.\n\n" + grid(["behaviour", *cols], rows)
-    )
 
 
 def real_game_section(rg: dict[str, Any]) -> str:
