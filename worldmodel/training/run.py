@@ -123,9 +123,6 @@ def train_prior(
     # how frames become codes (not the weights) may change over a trained tokenizer
     encoding = [o for o in overrides if o.partition("=")[0] in ENCODING_SETTINGS]
     vq = apply_overrides(vq, "vqvae", encoding)
-    if encoding:
-        names = [setting.partition(".")[2] for setting in ENCODING_SETTINGS]
-        blob = {**blob, "config": {**blob["config"], **{n: getattr(vq, n) for n in names}}}
     if resume and _stale(out / "prior.pt", int(blob["step"])):
         resume = False
     torch.manual_seed(config.seed)
@@ -174,7 +171,8 @@ def train_prior(
             from worldmodel.data.codes import cached_codes
             from worldmodel.dream.starts import bank_from_codes
 
-            tok_id = {"step": int(blob["step"]), "config": blob["config"]}
+            tok = stage.tokenizer_state  # with the encoding settings it trained on
+            tok_id = {"step": int(tok["step"]), "config": tok["config"]}
             val = cached_codes(
                 stage.tokenizer, tok_id, data, env, "val", out, runtime.device, progress
             )
