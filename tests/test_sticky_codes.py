@@ -90,6 +90,8 @@ def test_the_prior_stage_encodes_with_sticky_codes_and_resumes_only_so(hg_datase
     model = WorldModel.load(tmp_path / "worldmodel.pt")
     assert model.tokenizer.config.sticky == 4.0  # its dreams start from sticky codes too
     longer = dataclasses.replace(quick, steps=4)
+    codes = (tmp_path / "codes_train.npz").stat().st_mtime_ns
     with pytest.raises(CheckpointError, match=r"pass --set vqvae.sticky=4"):
         train_prior(*args, longer, cpu, [], resume=True, progress=False, starts=2)
+    assert (tmp_path / "codes_train.npz").stat().st_mtime_ns == codes  # refused before encoding
     train_prior(*args, longer, cpu, ["vqvae.sticky=4"], resume=True, progress=False, starts=2)

@@ -187,10 +187,3 @@ class FramePriorStage:
             self.config,
             self.tokenizer_state["step"],
         )
-        theirs = blob["tokenizer"]["config"].get("sticky", 0.0)
-        ours = self.tokenizer_state["config"].get("sticky", 0.0)
-        if theirs != ours:
-            raise CheckpointError(
-                f"cannot resume: this prior was trained on codes encoded with vqvae.sticky="
-                f"{theirs:g}, not {ours:g}; pass --set vqvae.sticky={theirs:g} as when it began"
-            )

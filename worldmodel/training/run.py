@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from worldmodel.checkpoint import load_checkpoint, save_checkpoint
+from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodel.cli.args import UserError
 from worldmodel.cli.overrides import apply_overrides
 from worldmodel.config import (
@@ -125,6 +125,8 @@ def train_prior(
     vq = apply_overrides(vq, "vqvae", encoding)
     if resume and _stale(out / "prior.pt", int(blob["step"])):
         resume = False
+    if resume and (out / "prior.pt").exists():
+        _check_encoding(out / "prior.pt", vq)  # before encoding a whole split again
     torch.manual_seed(config.seed)
     stage: Any
     if arch == "frame":
@@ -180,6 +182,16 @@ def train_prior(
             bank = bank_from_codes(val, starts, steps, vq.time_down, seed=config.seed).to_dict()
         export_world_model(out / "prior.pt", out / "worldmodel.pt", starts=bank)
     return metrics
+
+
+def _check_encoding(prior: Path, vq: VQVAEConfig) -> None:
+    """Refuse to resume a prior trained on codes encoded otherwise (``vqvae.sticky``)."""
+    theirs = load_checkpoint(prior, "prior")["tokenizer"]["config"].get("sticky", 0.0)
+    if theirs != vq.sticky:
+        raise CheckpointError(
+            f"cannot resume: this prior was trained on codes encoded with vqvae.sticky="
+            f"{theirs:g}, not {vq.sticky:g}; pass --set vqvae.sticky={theirs:g} as when it began"
+        )
 
 
 def _stale(prior: Path, tokenizer_step: int) -> bool:
