@@ -3,6 +3,7 @@ runner plays the real game from the same starts as the dream."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,12 @@ def test_run_checks_measures_every_part_for_a_stateful_model(tmp_path: Path) -> 
         assert len(lp["outside_real_range_per_100"]) == 1
         assert lp["nonfinite_variables"] == 0
         assert (tmp_path / lp["contact_sheet"]).stat().st_size > 0
+
+
+def test_following_stats_survive_a_real_view_that_did_not_shift() -> None:
+    """A featureless real view (defend_the_center's arena) can measure no shift at all: the
+    ratio is NaN, not a crash at the end of a long evaluation."""
+    stats = following_stats(_moves([10, 5, -5, 0], [0, 0, 0, 0]))
+    for turn in ("turn_left", "turn_right"):
+        assert math.isnan(stats[turn]["shift_ratio"])
+        assert stats[turn]["real_right_way"] == 0.0

@@ -216,6 +216,11 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if len(x) else float("nan")
 
 
+def _ratio(a: float, b: float) -> float:
+    """a / b, NaN where b is 0 (a real view that did not shift: nothing to compare against)."""
+    return a / b if b else float("nan")
+
+
 def following_stats(moves: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, dict]:
     """Summaries of :func:`motion` per held action (``moves[action][world]``, world ``dream`` or
     ``real``, from the same starts): for each turn or sidestep, the share of rollouts whose
@@ -230,7 +235,7 @@ def following_stats(moves: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[
         out[name] = {
             **{f"{w}_right_way": _mean(sign * shift[w] > 0) for w in shift},
             **{f"{w}_shift": _mean(shift[w]) for w in shift},
-            "shift_ratio": _mean(shift["dream"]) / _mean(shift["real"]),
+            "shift_ratio": _ratio(_mean(shift["dream"]), _mean(shift["real"])),
         }
     if "forward" in moves and "noop" in moves:
         out["forward"] = {
@@ -247,7 +252,7 @@ def following_stats(moves: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[
         out["noop"] = {
             "dream_change": change["dream"],
             "real_change": change["real"],
-            "change_ratio": change["dream"] / change["real"],
+            "change_ratio": _ratio(change["dream"], change["real"]),
         }
     return out
 
