@@ -23,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # scipy's sqrtm is much fast
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import torch
@@ -40,7 +41,7 @@ from worldmodel.cli.args import (
     sigterm_as_interrupt,
 )
 from worldmodel.data import DatasetError, load_manifest
-from worldmodel.evaluation.pipeline import EvalConfig, evaluate
+from worldmodel.evaluation.pipeline import PARTIAL, EvalConfig, evaluate
 from worldmodel.evaluation.report_sections import headline
 from worldmodel.world_model import WorldModel
 
@@ -107,6 +108,19 @@ def default_out(checkpoint: Path, quick: bool) -> Path:
     return Path("runs") / "eval" / f"{checkpoint.stem}-{name}"
 
 
+NOT_PARTS = ("behaviours", "config")  # the run's description, not a measured part
+
+
+def kept(out: Path) -> str:
+    """What a stopped or failed evaluation kept, for its last line."""
+    partial = out / PARTIAL
+    if partial.exists():
+        saved = json.loads(partial.read_text())
+        parts = [k for k, v in saved.items() if isinstance(v, dict) and k not in NOT_PARTS]
+        return f"the parts measured ({', '.join(parts) or 'none'}) are in {partial}; "
+    return "nothing was measured yet; "
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     checkpoint = args.checkpoint or Path("runs") / f"{args.env}-cpu" / "worldmodel.pt"
@@ -151,7 +165,11 @@ def main(argv: list[str] | None = None) -> None:
         except (UnknownEnvError, CheckpointError, DatasetError, UserError, ValueError) as e:
             fail(str(e))
         except KeyboardInterrupt:
-            interrupted(f"the report in {out} is written at the end: rerun to evaluate")
+            interrupted(f"{kept(out)}rerun to evaluate")
+        except Exception:
+            traceback.print_exc()
+            print(f"evaluation failed; {kept(out)}report the error above", file=sys.stderr)
+            raise SystemExit(1) from None
     print(json.dumps(summary(metrics)))
     print(f"report: {out / 'report.md'}")
 

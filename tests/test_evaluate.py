@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from worldmodel.evaluation.decoders import redecode
 from worldmodel.evaluation.dynamics import grouped, one_step_suite, open_loop_suite, state_suite
 from worldmodel.evaluation.idm import dream_transitions
 from worldmodel.evaluation.openloop import open_loop
-from worldmodel.evaluation.pipeline import EvalConfig, evaluate
+from worldmodel.evaluation.pipeline import PARTIAL, EvalConfig, evaluate
 from worldmodel.sampling.settings import SamplingConfig
 
 
@@ -173,6 +174,7 @@ def test_frame_prior_evaluation_reports_the_game_state(hg_dataset: Path, tmp_pat
     assert metrics["open_loop_full"]["context"] == metrics["full_context_frames"]
     assert "ctx7/T1+copy" in metrics["one_step"]
     assert metrics["real_game"] == {"following": {"starts": 0, "hold": 0}}
+    assert not (out / PARTIAL).exists()  # the whole report replaces the parts kept on the way
     report = (out / "report.md").read_text()
     assert "Game state" in report and "HEALTH MAE" in report
 
@@ -247,3 +249,22 @@ def test_evaluate_cli_bad_input(
     )
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_failing_part_keeps_the_parts_measured_before_it(
+    hg_dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "failing"
+
+    def checks(m, where: Path) -> dict:
+        raise ZeroDivisionError("a real-game check failed")
+
+    config = dataclasses.replace(_small("all"), one_step=0)
+    model = tiny_frame_world_model(bank=False)
+    with pytest.raises(ZeroDivisionError):
+        evaluate(model, hg_dataset, out, None, config, progress=False, checks=checks)
+    assert not (out / "metrics.json").exists()
+    kept = json.loads((out / PARTIAL).read_text())
+    assert len(kept["open_loop"]["psnr_per_frame"]) == config.horizon
+    assert 0 <= kept["action_following"]["idm_accuracy_dream"] <= 1
+    assert kept["state"]["steps"] > 0 and "real_game" not in kept

@@ -36,10 +36,18 @@ from worldmodel.evaluation.idm import dream_transitions, idm_accuracy, sample_tr
 from worldmodel.evaluation.media import clip_grid, write_gif
 from worldmodel.evaluation.metrics import capped_psnr, ssim
 from worldmodel.evaluation.openloop import real_clips
-from worldmodel.evaluation.report import plot_horizon, plot_training, write_eval_report
+from worldmodel.evaluation.report import (
+    plot_horizon,
+    plot_training,
+    write_eval_report,
+    write_json,
+)
 from worldmodel.evaluation.teacher import eval_windows, teacher_forced_metrics
 from worldmodel.sampling.settings import USER_SETTINGS, SamplingConfig
 from worldmodel.world_model import WorldModel
+
+# each part's figures as soon as it ends; removed once the whole report is written
+PARTIAL = "metrics.partial.json"
 
 
 def _help(text: str) -> dict[str, str]:
@@ -136,7 +144,11 @@ def evaluate(
     """Measure ``model`` on ``config.split`` of ``data``; write report.md, metrics.json, PNGs
     and GIFs into ``out`` and return the metrics. ``checks(model, out)`` adds the real-game
     checks; the inverse-dynamics model trains on the train split of ``idm_data`` (default
-    ``data``)."""
+    ``data``).
+
+    Each part's figures are also saved to ``out/metrics.partial.json`` as soon as it ends, so
+    that a run stopped or failing in a later part keeps what it measured; that file is removed
+    once the report is written."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     if config.passes is None:
@@ -165,6 +177,9 @@ def evaluate(
         "full_context_frames": full,
     }
 
+    def keep() -> None:
+        write_json(out / PARTIAL, metrics)
+
     if config.one_step:
         one_contexts = [config.one_step_context, *contexts[1:]]
         metrics["one_step"] = one_step_suite(
@@ -180,6 +195,7 @@ def evaluate(
             passes=config.passes,
             keep_likely=config.keep_likely,
         )
+        keep()
 
     runs = {}
     for key, context in zip(("open_loop", "open_loop_full"), contexts, strict=False):
@@ -197,6 +213,7 @@ def evaluate(
         )
         bar.close()
         metrics[key] = runs[key].metrics
+        keep()
     ol = runs["open_loop"].clips
     recon = reconstruct_clips(model, ol.context, ol.real)
     metrics["reconstruction"] = {
@@ -210,6 +227,7 @@ def evaluate(
         extractor = I3DFeatures(i3d, model.device)
         again = real_clips(store, config.clips, config.horizon, config.seed + 1)
         metrics["fvd"] = fvd_suite(extractor, ol.real, ol.dream, recon, again)
+    keep()
 
     say("inverse dynamics")
     n_actions = len(model.action_names)
@@ -235,6 +253,7 @@ def evaluate(
         "ratio": on_dream["accuracy"] / max(on_real["accuracy"], 1e-9),
         "chance": 1.0 / n_actions,
     }
+    keep()
 
     if model.arch == "raster" or (config.state and model.game.size):
         say("encoding the split for teacher-forced scores")
@@ -254,10 +273,12 @@ def evaluate(
             )
         else:
             metrics["state"] = state_suite(model, codes, store)
+        keep()
 
     if checks is not None:
         say("checks against the real game")
         metrics["real_game"] = checks(model, out)
+        keep()
     metrics["seconds"] = time.perf_counter() - t0
 
     plot_horizon(out / "psnr_horizon.png", metrics["open_loop"], s)
@@ -274,4 +295,5 @@ def evaluate(
     )
     write_gif(out / "reconstruction.gif", clip_grid([ol.real[:n], recon[:n]]))
     write_eval_report(out, metrics, curves)
+    (out / PARTIAL).unlink(missing_ok=True)
     return metrics

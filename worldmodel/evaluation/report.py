@@ -74,15 +74,24 @@ def plot_training(path: Path, run_dir: Path) -> bool:
     return True
 
 
+def _write_atomic(path: Path, content: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(content)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, metrics: dict[str, Any]) -> None:
+    """``metrics`` as indented JSON, written atomically (a reader never sees half a file)."""
+    _write_atomic(path, json.dumps(metrics, indent=1))
+
+
 def write_report(
     out: Path, title: str, parts: list[tuple[str, str]], metrics: dict[str, Any]
 ) -> None:
     """``report.md`` (sections of Markdown) and ``metrics.json``, each written atomically."""
     text = f"# {title}\n\n" + "\n\n".join(f"## {h}\n\n{body}" for h, body in parts) + "\n"
-    for name, content in (("report.md", text), ("metrics.json", json.dumps(metrics, indent=1))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(content)
-        os.replace(tmp, out / name)
+    _write_atomic(out / "report.md", text)
+    write_json(out / "metrics.json", metrics)
 
 
 def write_eval_report(out: Path, metrics: dict[str, Any], curves: bool) -> None:
