@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ from worldmodel.cli.args import (
 from worldmodel.cli.overrides import apply_overrides
 from worldmodel.config import PRESETS
 from worldmodel.data import DatasetError, load_manifest
+from worldmodel.training.lock import run_lock
 from worldmodel.training.loop import Runtime, TrainConfig, setup_runtime
 from worldmodel.training.presets import TRAIN_PRESETS
 from worldmodel.training.run import train_decoder, train_prior, train_tokenizer
@@ -355,17 +357,18 @@ def main(argv: list[str] | None = None) -> None:
                 torch.set_num_threads(args.threads)
             runtime = setup_runtime(device)
             results = {}
-            if args.quickstart:
-                run_quickstart(args, runtime, out, data)
-                return
-            if args.stage in ("vqvae", "all"):
-                results["vqvae"] = run_vqvae(args, runtime, out, data)
-            if args.stage in ("prior", "all"):
-                results["prior"] = run_prior(args, runtime, out, data)
-            if args.stage == "agent":
-                results["agent"] = run_agent(args, runtime, out, data)
-            if args.stage == "decoder":
-                results["decoder"] = run_decoder(args, runtime, out, data)
+            with run_lock(out) if runtime.main else nullcontext():
+                if args.quickstart:
+                    run_quickstart(args, runtime, out, data)
+                    return
+                if args.stage in ("vqvae", "all"):
+                    results["vqvae"] = run_vqvae(args, runtime, out, data)
+                if args.stage in ("prior", "all"):
+                    results["prior"] = run_prior(args, runtime, out, data)
+                if args.stage == "agent":
+                    results["agent"] = run_agent(args, runtime, out, data)
+                if args.stage == "decoder":
+                    results["decoder"] = run_decoder(args, runtime, out, data)
         except (UserError, DatasetError, CheckpointError, UnknownEnvError, AgentError) as e:
             fail(str(e))
         except KeyboardInterrupt:

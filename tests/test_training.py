@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from worldmodel.config import (
 )
 from worldmodel.tokenizer.vqvae import VQVAE
 from worldmodel.training.adversarial import AdversarialConfig
+from worldmodel.training.lock import run_lock
 from worldmodel.training.loop import Runtime, TrainConfig, train
 from worldmodel.training.prior_stage import PriorStage, check_prior_resume
 from worldmodel.training.vqvae_stage import VQVAEStage
@@ -220,3 +222,22 @@ def test_adversarial_tokenizer_resumes_with_its_discriminator(hg_dataset: Path, 
     assert_same_run(weights(straight / "vqvae.pt"), weights(killed / "vqvae.pt"))
     other = load_checkpoint(killed / "vqvae.pt", "vqvae")["disc"]["model"]
     assert_same_run(blob["disc"]["model"], other)
+
+
+def test_a_second_training_process_on_one_run_folder_is_refused(
+    hg_dataset: Path, tmp_path: Path, capsys
+):
+    import train
+
+    out = tmp_path / "run"
+    args = ["--env", "health_gathering", "--stage", "vqvae", "--preset", "tiny",
+            "--data", str(hg_dataset), "--out", str(out), "--steps", "1", "--quiet"]  # fmt: skip
+    with run_lock(out):  # stands in for a run still going in another process
+        with pytest.raises(SystemExit) as refused:
+            train.main(args)
+        assert refused.value.code == 2
+        err = capsys.readouterr().err
+        assert f"(pid {os.getpid()}) is writing {out}" in err and "kill" in err
+        assert not (out / "vqvae.pt").exists()
+    train.main(args)  # the lock goes with the process that held it
+    assert (out / "vqvae.pt").exists()
