@@ -134,7 +134,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--state-change-odds",
         type=float,
         default=1.0,
-        help="multiply the odds that a dreamed game variable changes in a step: more hits and "
+        help="multiply the odds that the dreamed HEALTH changes in a step: more hits and "
         "deaths, but also more pickups (> 1 is harder where changes are losses, as in take_cover)",
     )
     agent.add_argument(

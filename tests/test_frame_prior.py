@@ -22,7 +22,7 @@ GAME = GameState(("HEALTH",), GameRules(1.0, 100.0, 4, 2100))
 
 
 def tiny(
-    window: int = 4, codebook: bool = True, state: bool = True, **kw
+    window: int = 4, codebook: bool = True, state: bool = True, game: GameState = GAME, **kw
 ) -> tuple[VQVAE, FramePrior]:
     torch.manual_seed(0)
     tok = VQVAE(VQVAE_PRESETS["tiny"]).eval()
@@ -31,7 +31,7 @@ def tiny(
         steps=window,
         height=8,
         width=8,
-        state_vocab=GAME.vocab if state else (),
+        state_vocab=game.vocab if state else (),
         d_model=32,
         n_layers=2,
         n_heads=2,
@@ -274,6 +274,25 @@ def test_state_change_odds_scale_the_odds_of_a_change_and_keep_which_change() ->
     assert 2.4 < np.sum(boosted == 10) / np.sum(boosted == 20) < 3.7
     greedy = draws(SamplingConfig(temperature=0, state_change_odds=20.0))
     assert (greedy == 10).all()  # 0.075 * 20 > 0.9
+
+
+def test_state_change_odds_raise_health_alone_in_a_game_with_a_gun() -> None:
+    """Ammo and kills keep the model's odds: more hits, but no shots or kills from nowhere."""
+    game = GameState(("AMMO2", "HEALTH", "KILLCOUNT"), GameRules(0.0, 1.0, 4, 2100, 1.0))
+    tok, prior = tiny(game=game)
+    probs = torch.full((8, 201), 1e-12)
+    probs[:, 50], probs[:, 10] = 0.9, 0.1
+    logits = probs.log()
+    sampling = SamplingConfig(state_change_odds=9.0)
+    dreamer = FrameDreamer(tok, prior, game, 8, sampling, torch.Generator().manual_seed(0))
+    dreamer.state[:] = 50
+
+    def changed(v: int) -> float:
+        draws = torch.cat([dreamer._sample_state(logits, v) for _ in range(400)])
+        return float((draws != 50).float().mean())
+
+    assert abs(changed(0) - 0.1) < 0.03 and abs(changed(2) - 0.1) < 0.03  # AMMO2, KILLCOUNT
+    assert abs(changed(1) - 0.5) < 0.04  # HEALTH
 
 
 @pytest.mark.parametrize("reveal", [False, True])

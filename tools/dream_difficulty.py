@@ -4,7 +4,7 @@
         --data data/tc2 --odds 1 10 30 100
 
 An odds is ``--state-change-odds`` of ``train.py --stage agent``: it multiplies the odds that
-a dreamed game variable changes in a step, whichever way (where pickups raise HEALTH, as in
+the dreamed HEALTH changes in a step, whichever way (where pickups raise HEALTH, as in
 health_gathering, higher odds bring more of them too, and dreams may die less). Frames are
 drawn in the model's own passes (``--passes``), as dream agents train. For each odds it prints,
 under a progress bar, the share of dreams under random actions that die within 16/32/64 steps
@@ -48,8 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         nargs="+",
         default=[1.0, 10.0, 30.0, 100.0],
-        help="state_change_odds to measure: each multiplies the odds that a dreamed game "
-        "variable changes in a step, any change (a hit, a death, but also a pickup: in "
+        help="state_change_odds to measure: each multiplies the odds that the dreamed HEALTH "
+        "changes in a step, any change (a hit, a death, but also a pickup: in "
         "health_gathering, more medkits can make dreams die less)",
     )
     p.add_argument("--temperature", type=float, default=1.0, help="of the frame codes")

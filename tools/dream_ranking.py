@@ -60,7 +60,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--state-change-odds",
         type=float,
         default=1.0,
-        help="multiply the odds that a dreamed game variable changes in a step",
+        help="multiply the odds that the dreamed HEALTH changes in a step",
     )
     p.add_argument(
         "--passes", type=int, help="passes per dreamed frame (default: the world model's own)"

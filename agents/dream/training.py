@@ -55,7 +55,7 @@ class DreamConfig:
     temperature: float = 1.0  # of the frame codes: < 1 steadier, easier dreams; > 1 wilder
     state_temperature: float | None = None  # of the game-variable tokens (None: as the codes)
     max_steps: int | None = None  # cut each dream after this many steps (None: the timeout)
-    # > 1: a dreamed game variable changes more often, where the model expects changes (see
+    # > 1: the dreamed HEALTH changes more often, where the model expects changes (see
     # SamplingConfig): more hits and deaths, but also more pickups (health_gathering's medkits)
     state_change_odds: float = 1.0
     # > 0: each point of dreamed HEALTH lost costs this much reward in training (hits teach

@@ -360,12 +360,16 @@ class FrameDreamer:
 
     def _sample_state(self, logits: torch.Tensor, v: int) -> torch.Tensor:
         """Variable ``v``'s next bin (B,) from its logits (B, bins), with the state temperature
-        and ``state_change_odds`` (every bin but the current one gains that factor of odds)."""
+        and ``state_change_odds`` (every bin but the current one gains that factor of odds).
+
+        The odds are health's alone (hits, pickups, deaths) where the game has HEALTH: raising
+        them for ammo or kills would spend ammo nobody fired and count kills nobody made."""
         sampling = self.sampling
         if sampling.state_temperature is not None:
             sampling = SamplingConfig(temperature=sampling.state_temperature)
         odds = self.sampling.state_change_odds
-        if odds == 1.0:
+        health = self.game.health_index
+        if odds == 1.0 or (health is not None and v != health):
             return sample_logits(logits, sampling, self.generator)
         greedy = sampling.temperature <= 0
         logits = logits.float() / (1.0 if greedy else sampling.temperature)

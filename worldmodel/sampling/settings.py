@@ -20,9 +20,10 @@ class SamplingConfig:
     top_p: float | None = None  # keep the smallest set of codes with this much probability
     slide: int | None = None  # steps dropped when the window is full (default: half of it)
     state_temperature: float | None = None  # game-variable tokens (None: as the codes)
-    # Frame prior only: multiply the odds that a game variable changes in a step (a hit, a
-    # pickup, a death) by this, after the temperature. Unlike a hotter state temperature it keeps
-    # the events where the model expects them, only more likely (beyond the paper).
+    # Frame prior only: multiply the odds that HEALTH (every variable, in a game without it)
+    # changes in a step (a hit, a pickup, a death) by this, after the temperature. Unlike a
+    # hotter state temperature it keeps the events where the model expects them, only more
+    # likely (beyond the paper).
     state_change_odds: float = 1.0
     # Frame prior only: where a code and its neighbours did not change, show the last frame's
     # pixels instead of the decoder's redraw of them (beyond the paper).
