@@ -233,3 +233,54 @@ def test_combat_scores_exact_variables_kills_and_empty_ammo() -> None:
     # real kills at steps 0, 2 and 4; predicted at 0 and 1: one right of two, one of three found
     assert out["kills"] == {"precision": 0.5, "recall": 1 / 3, "real": 3, "predicted": 2}
     assert out["ammo_empty_steps"] == 2 and out["ammo_stays_empty"] == 0.5
+
+
+@pytest.fixture(scope="module")
+def trained_delta(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same data and tokenizer, a prior that predicts the changes of HEALTH."""
+    import shutil
+
+    data, checkpoint = trained
+    out = tmp_path_factory.mktemp("delta") / "run"
+    out.mkdir()
+    shutil.copy(checkpoint.parent / "vqvae.pt", out / "vqvae.pt")
+    runtime = Runtime(torch.device("cpu"))
+    prior = TrainConfig(
+        steps=150, batch_size=8, lr=3e-3, warmup=20, eval_every=150, save_every=150, seed=0
+    )
+    train_prior(
+        "health_gathering", data, out, "tiny", prior, runtime,
+        overrides=["frame.state_delta=true"], progress=False, starts=8,
+    )  # fmt: skip
+    return out / "worldmodel.pt"
+
+
+def test_a_prior_of_changes_loses_health_on_time_and_dies_on_the_real_death_step(
+    trained, trained_delta
+) -> None:
+    """One change class (-8 every other step) at every health, so the death at the end, from
+    values the data holds once each, is the same rule."""
+    from worldmodel.data.codes import load_codes
+    from worldmodel.evaluation.state import teacher_forced_state
+
+    data, _ = trained
+    model = WorldModel.load(trained_delta, "health_gathering")
+    assert model.prior.config.state_delta
+    start, item = 6, _episode(data, 9)
+    dreamer = model.dreamer(1, SamplingConfig(temperature=0.0))
+    dreamer.start(
+        item.frames[None, : start + 1],
+        np.concatenate([[-1], item.actions[:start]])[None],
+        item.variables[None, : start + 1],
+    )
+    dreamed = []
+    for _ in range(start + 1, STEPS + 1):
+        out = dreamer.step(np.array([1]))
+        dreamed.append(float(out.variables[0, 0]))
+    assert dreamed == [max(health(k), 0.0) for k in range(start + 1, STEPS + 1)]
+    assert out.done_prob[0] > 0.5
+    codes = load_codes(trained_delta.parent / "codes_train.npz")
+    ev = teacher_forced_state(model.prior, codes, model.game, torch.device("cpu"))
+    assert len(ev.steps) == int(codes.lengths.sum()) - len(codes.lengths)  # no first steps
+    assert ev.mae()[0] < 1.0
+    assert ev.termination() == {"precision": 1.0, "recall": 1.0, "deaths": 8, "predicted": 8}

@@ -251,6 +251,14 @@ class FramePriorConfig:
     )
     corrupt_levels: int = field(default=8, metadata=_help("buckets of the corruption level input"))
     state_weight: float = field(default=1.0, metadata=_help("weight of the state tokens' loss"))
+    state_delta: bool = field(
+        default=False,
+        metadata=_help(
+            "predict each game variable's change, not its value: one rule (a bite costs ~16) "
+            "at every health, deaths included (see worldmodel/prior/state_delta.py; beyond the "
+            "paper)"
+        ),
+    )
     reveal: bool = field(
         default=False,
         metadata=_help(

@@ -12,6 +12,7 @@ from worldmodel.data.codes import CodeSet
 from worldmodel.data.frame_windows import frame_batch
 from worldmodel.game_state import GameState
 from worldmodel.prior.frame import FramePrior
+from worldmodel.prior.state_delta import apply_change, zero_probability
 
 
 @dataclass
@@ -76,16 +77,18 @@ def teacher_forced_state(
 ) -> StateEval:
     """Every latent step of every episode scored once, each with up to ``steps`` blocks of
     real history (windows of 2 * steps blocks, scoring their second half; an episode's first
-    window scores all of it)."""
+    window scores all of it, but its first step where the prior predicts changes)."""
     if not game.size:
         raise ValueError("this model carries no game state")
     w = prior.config.steps
     span = 2 * w
     picks: list[tuple[int, int]] = []  # (window start, first scored block)
+    # a prior predicting changes has nothing to change at an episode's first step
+    first = 1 if prior.config.state_delta else 0
     for s, n in zip(codes.starts.tolist(), codes.lengths.tolist(), strict=True):
         if n < span:
             continue
-        picks.append((s, 0))
+        picks.append((s, first))
         covered = s + span  # steps before this are scored
         while covered < s + n:
             start = min(covered - w, s + n - span)
@@ -101,10 +104,18 @@ def teacher_forced_state(
             torch.as_tensor(b.in_state, device=device),
             torch.as_tensor(b.actions, device=device),
         )
-        bins = torch.stack([logits.argmax(-1) for logits in out.state_logits], -1).cpu().numpy()
-        dead = np.zeros(bins.shape[:2])
-        if health is not None:
-            dead = out.state_logits[health].softmax(-1)[..., 0].cpu().numpy()
+        bins = torch.stack([logits.argmax(-1) for logits in out.state_logits], -1)
+        dead = torch.zeros(bins.shape[:2])
+        if prior.config.state_delta:  # change classes: the value is the real one before, changed
+            before = torch.as_tensor(b.in_state, device=device)
+            for v, n in enumerate(prior.config.state_vocab):
+                bins[..., v] = apply_change(before[..., v], bins[..., v], n)
+            if health is not None:
+                probs = out.state_logits[health].softmax(-1)
+                dead = zero_probability(probs, before[..., health], probs.shape[-1])
+        elif health is not None:
+            dead = out.state_logits[health].softmax(-1)[..., 0]
+        bins, dead = bins.cpu().numpy(), dead.cpu().numpy()
         for row, (start, first) in enumerate(chunk):
             g = start + np.arange(first, span)
             e = codes.episode_of(int(start))

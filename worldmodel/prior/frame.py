@@ -37,6 +37,7 @@ from torch import nn
 
 from worldmodel.config import FramePriorConfig
 from worldmodel.prior.raster import CondLayerNorm, NormParams
+from worldmodel.prior.state_delta import change_targets
 
 
 @dataclass
@@ -313,6 +314,9 @@ class FramePrior(nn.Module):
         out = FramePriorOutput(code_logits, state_logits)
         if targets is not None:
             hidden = None if cur is None else cur == self.mask_id
+            if self.config.state_delta:
+                codes, state = targets
+                targets = (codes, change_targets(state, in_state, self.config.state_vocab))
             out.loss, out.terms = self._loss(out, targets, valid, hidden)
         return out
 
