@@ -246,7 +246,7 @@ def trained_delta(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(checkpoint.parent / "vqvae.pt", out / "vqvae.pt")
     runtime = Runtime(torch.device("cpu"))
     prior = TrainConfig(
-        steps=150, batch_size=8, lr=3e-3, warmup=20, eval_every=150, save_every=150, seed=0
+        steps=100, batch_size=8, lr=3e-3, warmup=20, eval_every=100, save_every=100, seed=0
     )
     train_prior(
         "health_gathering", data, out, "tiny", prior, runtime,
