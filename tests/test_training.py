@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from worldmodel.checkpoint import CheckpointError, load_checkpoint
+from worldmodel.cli.args import UserError
 from worldmodel.config import (
     PRIOR_PRESETS,
     VQVAE_PRESETS,
@@ -241,3 +242,15 @@ def test_a_second_training_process_on_one_run_folder_is_refused(
         assert not (out / "vqvae.pt").exists()
     train.main(args)  # the lock goes with the process that held it
     assert (out / "vqvae.pt").exists()
+
+
+def test_the_run_lock_creates_nothing_in_or_beside_the_run_folder(tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "new"
+    with run_lock(out):
+        assert not (tmp_path / "runs").exists()
+        same = tmp_path / "runs" / ".." / "runs" / "new"  # a second holder, same process
+        with pytest.raises(UserError, match="is writing"), run_lock(same):
+            pass
+    with run_lock(out):  # released: free again
+        pass
+    assert list(tmp_path.iterdir()) == []
