@@ -16,10 +16,10 @@ from worldmodel.sampling.settings import SamplingConfig
 from worldmodel.world_model import ASSETS, WorldModel, shipped_checkpoint
 
 ENV = "health_gathering"
-SHIPPED_ENVS = ("health_gathering", "take_cover")
+SHIPPED_ENVS = ("health_gathering", "take_cover", "defend_the_center")
 
 
-def test_models_ship_for_health_gathering_and_take_cover() -> None:
+def test_models_ship_for_health_gathering_take_cover_and_defend_the_center() -> None:
     for env in SHIPPED_ENVS:
         assert shipped_checkpoint(env) is not None
         assert (ASSETS / f"{env}.pt").stat().st_size <= 25 * 2**20
@@ -45,7 +45,12 @@ def test_shipped_model_matches_its_card(env: str) -> None:
 
 @pytest.mark.parametrize(
     ("env", "mode"),
-    [(ENV, "dream"), (ENV, "side-by-side"), ("take_cover", "dream")],
+    [
+        (ENV, "dream"),
+        (ENV, "side-by-side"),
+        ("take_cover", "dream"),
+        ("defend_the_center", "dream"),
+    ],
 )
 def test_shipped_model_plays_50_headless_steps(env: str, mode: str) -> None:
     model = WorldModel.load(shipped_checkpoint(env), env)
@@ -91,3 +96,11 @@ def test_tab_falls_back_to_a_shipped_dream_trained_agent(tmp_path, monkeypatch) 
     path = find_agent("take_cover", agents_dir="nowhere")
     assert path == tmp_path / "take_cover_dream_ppo.pt"
     assert find_agent("basic", agents_dir="nowhere") is None
+
+
+def test_the_shipped_defend_the_center_dream_carries_ammo_health_and_kills() -> None:
+    """The dream with a gun: its state is the scenario's three variables, as changes."""
+    model = WorldModel.load(shipped_checkpoint("defend_the_center"), "defend_the_center")
+    assert model.game.names == ("AMMO2", "HEALTH", "KILLCOUNT")
+    assert model.prior.config.state_delta and model.game.rules.kill_reward == 1.0
+    assert "attack" in model.action_names
