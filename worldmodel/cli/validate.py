@@ -202,6 +202,18 @@ def train_config(config: Any) -> None:
     for name, (rule, bound) in TRAIN_RULES.items():
         rule("--" + name.replace("_", "-"), getattr(config, name), bound)
     between("--min-lr-ratio", config.min_lr_ratio, 0, 1)
+    one_of("--precision", config.precision, ("fp32", "bf16"))
+
+
+def precision_fits(config: Any, dev: str) -> None:
+    """bf16 on a CPU without bf16 units is emulated, many times slower than fp32: refuse it."""
+    from worldmodel.precision import cpu_bf16_units
+
+    if config.precision == "bf16" and dev == "cpu" and not cpu_bf16_units():
+        raise UserError(
+            "--precision bf16: this CPU has no bf16 units (no amx_bf16 or avx512_bf16 in "
+            "/proc/cpuinfo), where bf16 runs many times slower; use --precision fp32"
+        )
 
 
 def clip_bytes(stage: str, preset: str, overrides: list[str]) -> int:
@@ -234,6 +246,7 @@ def train_args(args: argparse.Namespace, configs: dict[str, Any], out: Path) -> 
         each = clip_bytes(stage, args.preset, args.overrides)
         if stage in configs:
             train_config(configs[stage])
+            precision_fits(configs[stage], dev)
             fits_in_memory(
                 "--batch-size",
                 configs[stage].batch_size,

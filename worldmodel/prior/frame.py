@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldmodel.config import FramePriorConfig
+from worldmodel.precision import attention
 from worldmodel.prior.raster import CondLayerNorm, NormParams
 from worldmodel.prior.state_delta import change_targets
 
@@ -88,7 +89,7 @@ class Block(nn.Module):
         h = self.ln_t(x.reshape(b, t * s, d), norm).view(b, t, s, d)
         h = h.transpose(1, 2).reshape(b * s, t, d)  # (B*S, T, d): one sequence per place
         q, k, v = _heads(h, self.qkv_t, self.n_heads)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).reshape(b, s, t, d).transpose(1, 2)
         return self.proj_t(y), k, v
 
@@ -97,7 +98,7 @@ class Block(nn.Module):
         b, t, s, d = x.shape
         h = self.ln_s(x.reshape(b, t * s, d), norm).view(b * t, s, d)
         q, k, v = _heads(h, self.qkv_s, self.n_heads)
-        y = F.scaled_dot_product_attention(q, k, v)
+        y = attention(q, k, v)
         return self.proj_s(y.transpose(1, 2).reshape(b, t, s, d))
 
     def mlp(self, x: torch.Tensor, norm: NormParams) -> torch.Tensor:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldmodel.config import PriorConfig
+from worldmodel.precision import attention
 from worldmodel.prior.kv_cache import KVCache
 
 
@@ -113,7 +114,7 @@ class SelfAttention(nn.Module):
         if past and n > 1:  # new queries see the whole past and the causal part of the new block
             key_pos = torch.arange(past + n, device=x.device)
             mask = key_pos[None, :] <= (past + torch.arange(n, device=x.device))[:, None]
-        y = F.scaled_dot_product_attention(
+        y = attention(
             q,
             k,
             v,

@@ -10,8 +10,9 @@ latents gives exactly what decoding the whole video gives.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from worldmodel.precision import attention
 
 
 class AxialPositions(nn.Module):
@@ -80,7 +81,7 @@ class AxialAttention(nn.Module):
         q, k, v = (y.transpose(1, 2) for y in (q, k, v))  # (N, heads, L, hs)
         if mask is not None:
             mask = mask.to(q.dtype)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = attention(q, k, v, attn_mask=mask)
         y = self.proj(y.transpose(1, 2).reshape(n, length, c))  # (N, L, C)
         y = y.view(*outer, length, c).movedim(-2, self.axis - 1).movedim(-1, 1)
         assert y.shape[0] == b

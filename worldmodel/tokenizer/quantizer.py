@@ -126,7 +126,12 @@ class EMAQuantizer(nn.Module):
         return F.embedding(codes, self.codebook)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        """Quantise encoder outputs ``z`` (N, D)."""
+        """Quantise encoder outputs ``z`` (N, D), in fp32 under any autocast: nearest codes
+        and the EMA sums need the precision, and the cost is small."""
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.float())
+
+    def _quantize(self, z: torch.Tensor) -> QuantizerOutput:
         if self.training and not bool(self.initialized):
             self._init_codebook(z.detach())
         codes = nearest_codes(z.detach(), self.codebook)
