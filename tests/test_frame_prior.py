@@ -125,18 +125,21 @@ class dreamer_sampler_spy:
         self.seen = seen
 
     def __enter__(self) -> None:
-        import worldmodel.sampling.frame as fs
+        import worldmodel.sampling.frame as codes
+        import worldmodel.sampling.state as state
 
-        self.fs, self.orig = fs, fs.sample_logits
+        self.modules, self.orig = (codes, state), codes.sample_logits
 
         def spy(logits, config, generator, previous=None):
             self.seen.append(logits.clone())
             return self.orig(logits, config, generator, previous)
 
-        fs.sample_logits = spy
+        for module in self.modules:
+            module.sample_logits = spy
 
     def __exit__(self, *exc) -> None:
-        self.fs.sample_logits = self.orig
+        for module in self.modules:
+            module.sample_logits = self.orig
 
 
 def test_long_dreams_keep_constant_memory_and_the_same_cache() -> None:

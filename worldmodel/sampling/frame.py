@@ -20,9 +20,9 @@ from worldmodel.frames import to_model, to_uint8
 from worldmodel.game_state import GameState
 from worldmodel.prior.frame import Block, FramePrior, _heads, time_mask
 from worldmodel.prior.ring_cache import RingKVCache
-from worldmodel.prior.state_delta import apply_change, offset
 from worldmodel.sampling.draw import DreamStep, sample_logits
 from worldmodel.sampling.settings import ONE_PASS_ONLY, SamplingConfig
+from worldmodel.sampling.state import draw_state
 from worldmodel.tokenizer.stream import DecodeStream
 from worldmodel.tokenizer.vqvae import VQVAE
 
@@ -360,33 +360,21 @@ class FrameDreamer:
         return new, state_logits
 
     def _sample_state(self, logits: torch.Tensor, v: int) -> torch.Tensor:
-        """Variable ``v``'s next bin (B,) from its logits (B, bins), with the state temperature
-        and ``state_change_odds`` (every outcome but "no change" gains that factor of odds).
-        A prior with ``state_delta`` gives change classes: the bin is the old one changed.
+        """Variable ``v``'s next bin (B,) from its logits (B, classes), with the state
+        temperature and ``state_change_odds`` (:func:`worldmodel.sampling.state.draw_state`).
 
         The odds are health's alone (hits, pickups, deaths) where the game has HEALTH: raising
         them for ammo or kills would spend ammo nobody fired and count kills nobody made."""
-        sampling = self.sampling
-        if sampling.state_temperature is not None:
-            sampling = SamplingConfig(temperature=sampling.state_temperature)
-        bins = logits.shape[-1]
-        delta = self.prior.config.state_delta
-        odds = self.sampling.state_change_odds
         health = self.game.health_index
-        if odds == 1.0 or (health is not None and v != health):
-            drawn = sample_logits(logits, sampling, self.generator)
-        else:
-            greedy = sampling.temperature <= 0
-            logits = logits.float() / (1.0 if greedy else sampling.temperature)
-            same = torch.full_like(self.state[:, v, None], offset(bins)) if delta else None
-            changed = torch.ones_like(logits, dtype=torch.bool).scatter_(
-                1, self.state[:, v, None] if same is None else same, False
-            )
-            logits = logits + changed * math.log(odds)
-            drawn = sample_logits(
-                logits, SamplingConfig(temperature=0.0 if greedy else 1.0), self.generator
-            )
-        return apply_change(self.state[:, v], drawn, bins) if delta else drawn
+        odds = self.sampling.state_change_odds if health is None or v == health else 1.0
+        return draw_state(
+            logits,
+            self.state[:, v],
+            self.sampling,
+            self.generator,
+            self.prior.config.state_delta,
+            odds,
+        )
 
 
 def _cached_block(
