@@ -78,8 +78,10 @@ def prior_step(space_down: int) -> tuple[Callable[[], float], str]:
 def timed(step: Callable[[], float], bf16: bool) -> float:
     import torch
 
+    from worldmodel.precision import autocast
+
     t0 = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with autocast(torch.device("cpu"), "bf16" if bf16 else "fp32"):
         loss = step()
     if loss != loss:
         raise SystemExit("error: a training step gave NaN")

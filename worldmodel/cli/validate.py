@@ -201,8 +201,10 @@ def train_config(config: Any) -> None:
     """A :class:`~worldmodel.training.loop.TrainConfig` whose values a run can use."""
     for name, (rule, bound) in TRAIN_RULES.items():
         rule("--" + name.replace("_", "-"), getattr(config, name), bound)
+    from worldmodel.precision import PRECISIONS
+
     between("--min-lr-ratio", config.min_lr_ratio, 0, 1)
-    one_of("--precision", config.precision, ("fp32", "bf16"))
+    one_of("--precision", config.precision, PRECISIONS)
 
 
 def precision_fits(config: Any, dev: str) -> None:
