@@ -74,13 +74,15 @@ def test_a_block_never_sees_later_blocks_or_later_actions() -> None:
     assert not torch.allclose(changed.code_logits[:, 4:], out.code_logits[:, 4:])
 
 
-@pytest.mark.parametrize("context,group", [(2, 1), (4, 1), (5, 1), (4, 2)])
-def test_cached_dream_steps_equal_the_full_pass(context: int, group: int) -> None:
+@pytest.mark.parametrize(
+    "context,group,copy", [(2, 1, False), (4, 1, False), (5, 1, False), (4, 2, False), (4, 2, True)]
+)
+def test_cached_dream_steps_equal_the_full_pass(context: int, group: int, copy: bool) -> None:
     """Teacher-forced through the dreamer (ring cache, one pass per step) = one full pass over
     the whole sequence, including after the window (4 blocks) starts rolling. (A start keeps
     at most ``steps`` blocks, so with more context than that the first steps would differ.)
-    ``group`` 2: tokens of 2x2 codes."""
-    tok, prior = tiny(window=4, codebook=group == 1, group=group)
+    ``group`` 2: tokens of 2x2 codes; ``copy``: the last code's logit bonus."""
+    tok, prior = tiny(window=4, codebook=group == 1, group=group, copy_logit=copy)
     frames, actions, variables = episode()
     actions[:, 0] = 3  # mid-episode: the first frame is context only
     codes = tok.encode(to_model(frames))
@@ -116,6 +118,36 @@ def test_grouped_tokens_read_and_predict_their_own_block_of_codes() -> None:
     out = prior._ungroup(logits)[0, 0, :, 0].view(8, 8)
     for r, c in ((0, 0), (3, 5), (7, 6)):
         assert out[r, c] == 10 * ((r // 2) * 4 + c // 2) + (r % 2) * 2 + c % 2
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_copy_logit_lifts_each_place_s_last_code_and_nothing_after_bos(group: int) -> None:
+    _, prior = tiny(codebook=False, group=group, copy_logit=True)
+    with torch.no_grad():
+        prior.copy_gate.weight.zero_()
+        prior.copy_gate.bias.copy_(torch.arange(1.0, group * group + 1))  # a bonus per place
+    g = torch.Generator().manual_seed(0)
+    last = torch.randint(0, 32, (2, 3, 64), generator=g)
+    last[:, 0] = prior.config.n_codes  # BOS: nothing to keep
+    hidden = torch.randn(2, 3, prior.config.slots, 32, generator=g)
+    with torch.no_grad():
+        with_copy = prior.logits(hidden, last)[0]
+    prior.copy_gate = None
+    with torch.no_grad():
+        plain = prior.logits(hidden)[0]
+    bonus = with_copy - plain
+    assert bonus[:, 0].abs().max() == 0
+    rows, cols = torch.arange(64) // 8, torch.arange(64) % 8
+    expect = (rows % group) * group + cols % group + 1.0  # the bias of each place in its group
+    picked = bonus[:, 1:].gather(-1, last[:, 1:, :, None])[..., 0]
+    torch.testing.assert_close(picked, expect.expand_as(picked))
+    assert bonus[:, 1:].abs().sum() == pytest.approx(picked.sum().item(), rel=1e-5)
+
+
+def test_a_copy_logit_prior_refuses_logits_without_the_last_codes() -> None:
+    _, prior = tiny(codebook=False, copy_logit=True)
+    with pytest.raises(ValueError, match="codes of the step before"):
+        prior.logits(torch.zeros(1, 1, prior.config.slots, 32))
 
 
 class dreamer_sampler_spy:

@@ -266,6 +266,14 @@ class FramePriorConfig:
             "in several passes (MaskGIT-style iterative decoding; beyond the paper)"
         ),
     )
+    copy_logit: bool = field(
+        default=False,
+        metadata=_help(
+            "add a learned, per-place bonus to the logit of the code each place held one step "
+            "before, so that keeping a code needs no learned identity map (a pointer to the "
+            "last step; beyond the paper)"
+        ),
+    )
     group: int = field(
         default=1,
         metadata=_help(

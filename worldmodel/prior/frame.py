@@ -40,6 +40,10 @@ from worldmodel.precision import attention
 from worldmodel.prior.raster import CondLayerNorm, NormParams
 from worldmodel.prior.state_delta import change_targets
 
+# copy_logit's starting bonus for a place's last code: with the head's near-zero first logits
+# over 512 codes it gives keeping a code ~10%, about how often a code stays across a step
+COPY_BIAS_INIT = 4.0
+
 
 @dataclass
 class FramePriorOutput:
@@ -146,6 +150,8 @@ class FramePrior(nn.Module):
         self.ln_f = CondLayerNorm(d, c.cond_dim)
         g2 = c.group * c.group
         self.head = None if c.codebook_dim else nn.Linear(d, g2 * c.n_codes, bias=False)
+        # copy_logit: each place's bonus for keeping its last code, read off its token
+        self.copy_gate = nn.Linear(d, g2) if c.copy_logit else None
         self.state_head = nn.Linear(d, max(1, sum(c.state_vocab)))
         self.apply(self._init)
         for block in self.blocks:  # GPT-2: residual projections scaled by depth
@@ -157,6 +163,9 @@ class FramePrior(nn.Module):
                 nn.init.zeros_(norm.affine.bias)
         if self.reveal_emb is not None:  # starts as a no-op: a prior without it, fine-tuned
             nn.init.zeros_(self.reveal_emb.weight)
+        if self.copy_gate is not None:  # starts as a fixed lean toward keeping a code
+            nn.init.zeros_(self.copy_gate.weight)
+            nn.init.constant_(self.copy_gate.bias, COPY_BIAS_INIT)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -256,21 +265,43 @@ class FramePrior(nn.Module):
         x = logits.view(b, t, c.height // g, c.width // g, g, g, c.n_codes)
         return x.permute(0, 1, 2, 4, 3, 5, 6).reshape(b, t, c.code_slots, c.n_codes)
 
-    def logits(self, hidden: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def logits(
+        self, hidden: torch.Tensor, last: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, T, slots, d) final hidden states -> code logits (B, T, H*W, K) and per-variable
-        state logits (B, T, bins)."""
+        state logits (B, T, bins). ``last`` (B, T, H*W): the codes each block read, the step
+        before it (BOS allowed); a ``copy_logit`` prior needs them."""
         c = self.config
         h_codes, h_state = hidden[:, :, : c.code_tokens], hidden[:, :, c.code_tokens :]
         if c.codebook_dim:
             code_logits = self.code_out(h_codes) @ self.codebook.T + self.code_bias
         else:
             code_logits = self._ungroup(self.head(h_codes))
+        if self.copy_gate is not None:
+            if last is None:
+                raise ValueError("a copy_logit prior needs the codes of the step before")
+            code_logits = self._add_copy(code_logits, self.copy_gate(h_codes), last)
         state_logits = []
         start = 0
         for v, n in enumerate(c.state_vocab):
             state_logits.append(self.state_head(h_state[:, :, v])[..., start : start + n])
             start += n
         return code_logits, state_logits
+
+    def _add_copy(
+        self, logits: torch.Tensor, gate: torch.Tensor, last: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits (B, T, H*W, K) with each place's gate (B, T, tokens, g*g) added to the logit
+        of its last code (none where the last step was BOS)."""
+        c, g = self.config, self.config.group
+        if g > 1:  # (B, T, tokens, g*g) -> (B, T, H*W) in the codes' row-major order
+            b, t = gate.shape[:2]
+            gate = gate.view(b, t, c.height // g, c.width // g, g, g).permute(0, 1, 2, 4, 3, 5)
+        gate = gate.reshape(last.shape) * (last < c.n_codes)
+        bonus = torch.zeros_like(logits).scatter_(
+            -1, last.clamp(max=c.n_codes - 1)[..., None], gate[..., None].to(logits.dtype)
+        )
+        return logits + bonus
 
     def final(self, x: torch.Tensor, norms: list[NormParams]) -> torch.Tensor:
         """x (B, T, S, d) -> final-normed hidden states of the same shape."""
@@ -311,7 +342,7 @@ class FramePrior(nn.Module):
         for i, block in enumerate(self.blocks):
             x, _, _ = block(x, self.block_norms(norms, i), mask)
         hidden = self.final(x, norms)
-        code_logits, state_logits = self.logits(hidden)
+        code_logits, state_logits = self.logits(hidden, in_codes.reshape(b, t, -1))
         out = FramePriorOutput(code_logits, state_logits)
         if targets is not None:
             hidden = None if cur is None else cur == self.mask_id

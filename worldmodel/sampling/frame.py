@@ -337,7 +337,7 @@ class FrameDreamer:
             x = p.embed(last, self.state[:, None], cond, current=cur)[:, 0]  # (B, slots, d)
             for i, block in enumerate(p.blocks):
                 x = _cached_block(block, x, p.block_norms(norms, i), mask, self.cache, i)
-            code_logits, state_logits = p.logits(p.final(x[:, None], norms))
+            code_logits, state_logits = p.logits(p.final(x[:, None], norms), last)
             logits = code_logits[:, 0]  # (B, H'*W', K)
             drawn = sample_logits(
                 logits.reshape(-1, c.n_codes), self.sampling, self.generator, last.reshape(-1)
