@@ -5,6 +5,7 @@ measured, and continuous across the chunks a long episode is encoded in."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +96,26 @@ def test_the_prior_stage_encodes_with_sticky_codes_and_resumes_only_so(hg_datase
         train_prior(*args, longer, cpu, [], resume=True, progress=False, starts=2)
     assert (tmp_path / "codes_train.npz").stat().st_mtime_ns == codes  # refused before encoding
     train_prior(*args, longer, cpu, ["vqvae.sticky=4"], resume=True, progress=False, starts=2)
+
+
+def test_cached_codes_of_another_tokenizer_with_the_same_step_are_encoded_again(
+    hg_dataset: Path, tmp_path: Path
+) -> None:
+    """A tokenizer copied in from another run (same step, same config) makes other codes: the
+    cache must not hand back the old run's."""
+    from worldmodel.data.codes import cached_codes
+
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    first = VQVAE(VQVAE_PRESETS["tiny"]).eval()
+    tok_id = {"step": 100, "config": {"preset": "tiny"}}
+    args = (hg_dataset, "health_gathering", "val", tmp_path, cpu, False)
+    before = cached_codes(first, tok_id, *args)
+    again = cached_codes(first, tok_id, *args)
+    assert again.meta == before.meta  # the same tokenizer reads its cache back
+    other = VQVAE(VQVAE_PRESETS["tiny"]).eval()
+    with torch.no_grad():
+        other.quantizer.codebook.copy_(first.quantizer.codebook.flip(0))  # codes renumbered
+    after = cached_codes(other, tok_id, *args)
+    assert after.meta["codebook"] != before.meta["codebook"]
+    assert not np.array_equal(after.codes, before.codes)

@@ -8,6 +8,7 @@ when the tokenizer changes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -185,6 +186,12 @@ def load_codes(path: Path) -> CodeSet:
     return CodeSet(**arrays, meta=meta)
 
 
+def codebook_fingerprint(tokenizer: VQVAE) -> str:
+    """A short hash of the tokenizer's codebook: two trained tokenizers never share one."""
+    codebook = tokenizer.quantizer.codebook.detach().float().cpu().numpy()
+    return hashlib.sha1(codebook.tobytes()).hexdigest()[:16]
+
+
 def cached_codes(
     tokenizer: VQVAE,
     tokenizer_id: dict,
@@ -198,9 +205,11 @@ def cached_codes(
     """The split's codes from ``out_dir``, encoding them first if missing or stale."""
     path = out_dir / f"codes_{split}.npz"
     entries = load_manifest(data, env).split(split)
-    # Also rebuilt when the split's episodes change (more were collected).
+    # Also rebuilt when the split's episodes change (more were collected), or when another
+    # tokenizer of the same step and config (another run, copied in) holds other codes.
     tokenizer_id = {
         **tokenizer_id,
+        "codebook": codebook_fingerprint(tokenizer),
         "episodes": len(entries),
         "steps": sum(e.length for e in entries),
     }
