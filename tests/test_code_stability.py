@@ -41,3 +41,22 @@ def test_it_refuses_a_negative_tau(tmp_path: Path, capsys):
     with pytest.raises(SystemExit):
         main(["--checkpoint", "x.pt", "--data", str(tmp_path), "--tau", "-1"])
     assert "--tau" in capsys.readouterr().err
+
+
+def test_it_reads_a_bare_tokenizer_such_as_a_merged_one(hg_dataset, tmp_path, capsys):
+    from tests.test_merge_codebook import _tokenizer_blob
+    from worldmodel.checkpoint import save_checkpoint
+
+    tokenizer = tmp_path / "vqvae.pt"
+    save_checkpoint(tokenizer, _tokenizer_blob())
+    merged = tmp_path / "merged.pt"
+    script_module("tools/merge_codebook.py").main(
+        ["--checkpoint", str(tokenizer), "--codes", "4", "--out", str(merged)]
+    )
+    shares = []
+    for path in (tokenizer, merged):
+        main(["--checkpoint", str(path), "--data", str(hg_dataset), "--episodes", "2",
+              "--frames", "12", "--tau", "0"])  # fmt: skip
+        row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0 ")]
+        shares.append(float(row[0].strip(" |").split(" | ")[3]))
+    assert shares[1] >= shares[0]  # 4 merged codes change no more often than the codes they merge

@@ -4,6 +4,9 @@ quantisation (keep the previous code while it is nearly as close as the nearest)
     python tools/code_stability.py --checkpoint worldmodel/assets/health_gathering.pt \
         --data data/hg2_eval --split all --episodes 12 --frames 200 --tau 0 1 4 8
 
+--checkpoint is a world model, a prior or a tokenizer (vqvae) checkpoint, e.g. one that
+tools/merge_codebook.py wrote.
+
 With --tau t a place keeps its previous code while that code's squared distance to the encoder
 output is at most (1 + t) times the nearest code's (t = 0: plain nearest-code quantisation).
 For each t it prints the reconstruction PSNR of the re-coded frames and the share of codes
@@ -19,13 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodel.checkpoint import CheckpointError
+from worldmodel.checkpoint import CheckpointError, load_checkpoint
 from worldmodel.cli.args import UserError, fail
 from worldmodel.cli.validate import at_least, one_of
+from worldmodel.config import VQVAEConfig, from_dict
 from worldmodel.data import DatasetError, EpisodeStore
 from worldmodel.data.manifest import SPLITS
 from worldmodel.evaluation.metrics import capped_psnr
 from worldmodel.frames import to_model, to_uint8
+from worldmodel.tokenizer.vqvae import VQVAE
 from worldmodel.world_model import WorldModel
 
 
@@ -41,9 +46,10 @@ def sticky_codes(distances: torch.Tensor, tau: float) -> torch.Tensor:
     return codes
 
 
-def measure(model: WorldModel, store: EpisodeStore, episodes: int, frames: int, taus: list[float]):
+def measure(
+    tokenizer: VQVAE, noop: int, store: EpisodeStore, episodes: int, frames: int, taus: list[float]
+):
     """{tau: (reconstruction PSNR, unchanged share on noop steps, unchanged share overall)}."""
-    tokenizer, noop = model.tokenizer, model.action_names.index("noop")
     codebook = tokenizer.quantizer.codebook
     sums = {tau: np.zeros(3) for tau in taus}
     counts = np.zeros(3)
@@ -66,9 +72,22 @@ def measure(model: WorldModel, store: EpisodeStore, episodes: int, frames: int, 
     return {tau: tuple(s / np.maximum(counts, 1)) for tau, s in sums.items()}
 
 
+def load_tokenizer_of(path: Path) -> tuple[VQVAE, str, list[str]]:
+    """The tokenizer of a world model, prior or vqvae checkpoint, its env and action names."""
+    blob = load_checkpoint(path, ("worldmodel", "prior", "vqvae"))
+    if blob["kind"] != "vqvae":
+        model = WorldModel.load(path)
+        return model.tokenizer, model.env, list(model.action_names)
+    tokenizer = VQVAE(from_dict(VQVAEConfig, blob["config"]))
+    tokenizer.load_state_dict(blob["model"])
+    return tokenizer.eval(), blob["env"], list(blob["action_names"])
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", type=Path, required=True, help="a world model (.pt)")
+    p.add_argument(
+        "--checkpoint", type=Path, required=True, help="a world model, prior or vqvae (.pt)"
+    )
     p.add_argument("--data", type=Path, required=True, help="a dataset folder")
     p.add_argument("--split", default="all", help="train, val, test or all")
     p.add_argument("--episodes", type=int, default=12)
@@ -84,13 +103,13 @@ def main(argv: list[str] | None = None) -> None:
         at_least("--threads", args.threads, 1)
         one_of("--split", args.split, (*SPLITS, "all"))
         torch.set_num_threads(args.threads)
-        model = WorldModel.load(args.checkpoint)
-        if "noop" not in model.action_names:
-            raise UserError(f"{model.env} has no noop action; this measures codes under noop")
-        store = EpisodeStore(args.data, args.split, env=model.env)
+        tokenizer, env, actions = load_tokenizer_of(args.checkpoint)
+        if "noop" not in actions:
+            raise UserError(f"{env} has no noop action; this measures codes under noop")
+        store = EpisodeStore(args.data, args.split, env=env)
     except (CheckpointError, DatasetError, UserError) as e:
         fail(str(e))
-    results = measure(model, store, args.episodes, args.frames, args.tau)
+    results = measure(tokenizer, actions.index("noop"), store, args.episodes, args.frames, args.tau)
     print("| tau | reconstruction PSNR (dB) | codes unchanged, noop steps | all steps |")
     print("|---|---|---|---|")
     for tau, (psnr, noop, every) in results.items():
