@@ -298,10 +298,8 @@ class FramePrior(nn.Module):
             b, t = gate.shape[:2]
             gate = gate.view(b, t, c.height // g, c.width // g, g, g).permute(0, 1, 2, 4, 3, 5)
         gate = gate.reshape(last.shape) * (last < c.n_codes)
-        bonus = torch.zeros_like(logits).scatter_(
-            -1, last.clamp(max=c.n_codes - 1)[..., None], gate[..., None].to(logits.dtype)
-        )
-        return logits + bonus
+        index = last.clamp(max=c.n_codes - 1)[..., None]
+        return logits.scatter_add(-1, index, gate[..., None].to(logits.dtype))
 
     def final(self, x: torch.Tensor, norms: list[NormParams]) -> torch.Tensor:
         """x (B, T, S, d) -> final-normed hidden states of the same shape."""
