@@ -25,12 +25,12 @@ import torch
 from worldmodel.checkpoint import CheckpointError, load_checkpoint
 from worldmodel.cli.args import UserError, fail
 from worldmodel.cli.validate import at_least, one_of
-from worldmodel.config import VQVAEConfig, from_dict
 from worldmodel.data import DatasetError, EpisodeStore
 from worldmodel.data.manifest import SPLITS
 from worldmodel.evaluation.metrics import capped_psnr
 from worldmodel.frames import to_model, to_uint8
 from worldmodel.tokenizer.vqvae import VQVAE
+from worldmodel.training.prior_stage import load_tokenizer
 from worldmodel.world_model import WorldModel
 
 
@@ -78,9 +78,8 @@ def load_tokenizer_of(path: Path) -> tuple[VQVAE, str, list[str]]:
     if blob["kind"] != "vqvae":
         model = WorldModel.load(path)
         return model.tokenizer, model.env, list(model.action_names)
-    tokenizer = VQVAE(from_dict(VQVAEConfig, blob["config"]))
-    tokenizer.load_state_dict(blob["model"])
-    return tokenizer.eval(), blob["env"], list(blob["action_names"])
+    tokenizer, _ = load_tokenizer(path, blob["env"], torch.device("cpu"))
+    return tokenizer, blob["env"], list(blob["action_names"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -256,14 +256,14 @@ class FramePrior(nn.Module):
         place = torch.arange(g * g, device=codes.device) * (c.n_codes + 1)
         return self.tok_emb(grid + place).sum(-2)
 
-    def _ungroup(self, logits: torch.Tensor) -> torch.Tensor:
-        """(B, T, tokens, g*g*K) -> (B, T, H*W, K) in the codes' row-major order."""
+    def _ungroup(self, logits: torch.Tensor, k: int | None = None) -> torch.Tensor:
+        """(B, T, tokens, g*g*k) -> (B, T, H*W, k) in the codes' row-major order (k: the
+        values per code, n_codes by default)."""
         c, g = self.config, self.config.group
-        if g == 1:
-            return logits
+        k = c.n_codes if k is None else k
         b, t = logits.shape[:2]
-        x = logits.view(b, t, c.height // g, c.width // g, g, g, c.n_codes)
-        return x.permute(0, 1, 2, 4, 3, 5, 6).reshape(b, t, c.code_slots, c.n_codes)
+        x = logits.view(b, t, c.height // g, c.width // g, g, g, k)
+        return x.permute(0, 1, 2, 4, 3, 5, 6).reshape(b, t, c.code_slots, k)
 
     def logits(
         self, hidden: torch.Tensor, last: torch.Tensor | None = None
@@ -293,11 +293,8 @@ class FramePrior(nn.Module):
     ) -> torch.Tensor:
         """Logits (B, T, H*W, K) with each place's gate (B, T, tokens, g*g) added to the logit
         of its last code (none where the last step was BOS)."""
-        c, g = self.config, self.config.group
-        if g > 1:  # (B, T, tokens, g*g) -> (B, T, H*W) in the codes' row-major order
-            b, t = gate.shape[:2]
-            gate = gate.view(b, t, c.height // g, c.width // g, g, g).permute(0, 1, 2, 4, 3, 5)
-        gate = gate.reshape(last.shape) * (last < c.n_codes)
+        c = self.config
+        gate = self._ungroup(gate, 1)[..., 0] * (last < c.n_codes)  # (B, T, H*W)
         index = last.clamp(max=c.n_codes - 1)[..., None]
         return logits.scatter_add(-1, index, gate[..., None].to(logits.dtype))
 
